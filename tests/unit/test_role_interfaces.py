@@ -60,7 +60,7 @@ def test_every_default_has_a_comment(role: Path):
     lines = path.read_text().splitlines()
     uncommented = []
     for i, line in enumerate(lines):
-        if line and not line.startswith((" ", "#", "-")) and ":" in line and line != "---":
-            if i == 0 or not lines[i - 1].lstrip().startswith("#"):
-                uncommented.append(line.split(":", 1)[0])
+        is_variable = line and not line.startswith((" ", "#", "-")) and ":" in line and line != "---"
+        if is_variable and (i == 0 or not lines[i - 1].lstrip().startswith("#")):
+            uncommented.append(line.split(":", 1)[0])
     assert not uncommented, f"{role.name}: defaults without a comment line above them: {uncommented}"
