@@ -260,7 +260,7 @@ def probe_postgres(spec, timeout):
                                 connect_timeout=max(2, int(timeout + 0.999)),
                                 options="-c statement_timeout=%d" % max(1, int(timeout * 1000)))
     except psycopg2.Error as exc:
-        found = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        found = " ".join(str(exc).split()) or type(exc).__name__
         raise CheckFailed("a PostgreSQL connection as %s" % where, found) from None
     try:
         conn.set_session(readonly=True)  # the smoke test only reads, whatever the query says
@@ -273,7 +273,7 @@ def probe_postgres(spec, timeout):
                 cur.execute(p["query"])
                 row = cur.fetchone() if cur.description else None
             except psycopg2.Error as exc:
-                raise CheckFailed("query %r to run" % p["query"], str(exc).strip(), details) from None
+                raise CheckFailed("query %r to run" % p["query"], " ".join(str(exc).split()), details) from None
         value = row[0] if row else None
         details["value"] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
     finally:
