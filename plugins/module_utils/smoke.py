@@ -1,5 +1,5 @@
 # Copyright: opsforge.stack contributors
-# Apache License 2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Smoke checks: the pure logic of the ``smoke_test`` module.
 
 Everything here imports and runs without Ansible (plain Python >= 3.9): the check schema, validation of

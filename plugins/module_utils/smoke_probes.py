@@ -1,5 +1,5 @@
 # Copyright: opsforge.stack contributors
-# Apache License 2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Network probes of the smoke checks: HTTP(S), TLS, TCP, PostgreSQL and Redis.
 
 Only the standard library is used for HTTP, TLS, TCP and Redis (a minimal RESP client), so the checks run
@@ -320,7 +320,7 @@ def _resp_read(stream):
         return data[:-2].decode("utf-8", "replace")
     if kind == b"*":
         size = int(rest)
-        return None if size < 0 else [_resp_read(stream) for _ in range(size)]
+        return None if size < 0 else [_resp_read(stream) for _index in range(size)]
     raise ConnectionError("not a Redis server (answered %r)" % line[:40])
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: opsforge.stack contributors
-# Apache License 2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ description:
   - HTTP, TLS, TCP and Redis use only the Python standard library, so the checks run on any host with
     Python 3.9 or later; PostgreSQL checks need C(psycopg2), O(checks[].json_path) needs C(jmespath).
 author:
-  - opsforge.stack developers
+  - opsforge.stack developers (@opsforge)
 options:
   checks:
     description:
@@ -195,7 +195,7 @@ options:
       expect_role:
         description:
           - V(postgres) (V(primary) or V(replica)) and V(redis) (V(master) or V(replica)). The role the
-            server must have. Not checked when omitted; reported in RV(checks[].details.role) either way.
+            server must have. Not checked when omitted; reported in RV(checks[].details) either way.
         type: str
       username:
         description:
