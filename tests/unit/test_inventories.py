@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,48 @@ def test_aws_inventory_builds_the_static_groups():
     assert set(config["groups"]) == static_groups == STACK_GROUPS
     for group, condition in config["groups"].items():
         assert f"'{group}'" in condition and "opsforge_groups" in condition
+
+
+def test_aws_inventory_against_a_moto_ec2(tmp_path):
+    """The aws_ec2 example, unchanged but for the endpoint, against moto's EC2: tags become the groups."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        ec2 = boto3.client("ec2", region_name="eu-central-1", endpoint_url=endpoint, **creds)
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+        def launch(tags):
+            ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+
+        launch({"Name": "db1", "opsforge_groups": "postgres,redis,backup", "opsforge_environment": "production"})
+        launch({"Name": "web1", "opsforge_groups": "web", "opsforge_environment": "production"})
+        launch({"Name": "stray"})  # not part of the stack: filtered out
+        config = yaml.safe_load((EXAMPLES / "aws_ec2.yml").read_text())
+        config.update(endpoint_url=endpoint, access_key="testing", secret_key="testing")
+        path = tmp_path / "test.aws_ec2.yml"
+        path.write_text(yaml.safe_dump(config))
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(path), "--list"],
+            cwd=tmp_path, check=True, capture_output=True, text=True,
+            env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path),
+                 "AWS_EC2_METADATA_DISABLED": "true"},
+        ).stdout
+    finally:
+        server.stop()
+    inv = json.loads(out)
+    assert set(inv["_meta"]["hostvars"]) == {"db1", "web1"}
+    assert _hosts(inv, "postgres") == ["db1"] and _hosts(inv, "redis") == ["db1"] and _hosts(inv, "backup") == ["db1"]
+    assert _hosts(inv, "web") == ["web1"]
+    assert sorted(_hosts(inv, "env_production")) == ["db1", "web1"]
+    db1 = inv["_meta"]["hostvars"]["db1"]
+    unsafe = lambda v: v.get("__ansible_unsafe", v) if isinstance(v, dict) else v  # noqa: E731 values from AWS are marked unsafe
+    assert unsafe(db1["ansible_host"]) == unsafe(db1["private_ip_address"])
+    assert unsafe(db1["opsforge_environment"]) == "production"
