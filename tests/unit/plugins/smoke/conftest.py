@@ -296,7 +296,10 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> Postgres:
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is in requirements.txt")
+    try:
+        import psycopg2  # noqa: F401, PLC0415 (only these tests need it)
+    except ImportError:
+        _need_binary("psycopg2 (psycopg2-binary in requirements.txt)", None)
     bindir = _need_binary("PostgreSQL (initdb)", _pg_bindir())
     as_user = _pg_user()
     # not under pytest's tmp_path: that one is private to root, and the server runs as another user
