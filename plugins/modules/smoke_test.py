@@ -443,7 +443,7 @@ def main():
     except SmokeValidationError as exc:
         module.fail_json(msg="Invalid smoke checks, nothing was run: %s" % "; ".join(exc.errors), errors=exc.errors)
     except MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library, reason="the checks %s" % ", ".join(exc.checks)),
+        module.fail_json(msg=missing_required_lib(exc.library, reason="for the checks %s" % ", ".join(exc.checks)),
                          exception=_format_exception(exc.error))
 
     result = {

@@ -136,7 +136,7 @@ def test_missing_psycopg2_uses_missing_required_lib(monkeypatch):
     monkeypatch.setattr(smoke_probes, "PSYCOPG2_IMPORT_ERROR", ImportError("No module named 'psycopg2'"))
     result = fails({"checks": [{"name": "db", "type": "postgres"}]})
     assert "Failed to import the required Python library (psycopg2)" in result["msg"]
-    assert "the checks db" in result["msg"]
+    assert "This is required for the checks db." in result["msg"]
     assert "No module named 'psycopg2'" in result["exception"]
 
 
