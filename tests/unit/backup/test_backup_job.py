@@ -1,0 +1,78 @@
+"""Pieces of the backup role's on-host job (roles/backup/files/opsforge_backup.py) that need no database.
+
+The job imports gfs.py and s3_rotation.py from its own directory on the host; here they come from
+plugins/module_utils, the files the role copies (tasks/job.yml), so this also proves they fit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+_spec = importlib.util.spec_from_file_location("opsforge_backup", ROOT / "roles/backup/files/opsforge_backup.py")
+job = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(job)
+
+CFG = {
+    "host": "db1",
+    "s3": {"bucket": "b", "prefix": "backups", "safety_prefix": "backups-safety"},
+    "postgresql": {"enabled": True, "databases": ["app", "shop"], "globals": True},
+    "redis": {"enabled": True, "port": 6379},
+    "retention": {"enabled": True},
+}
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_hashing_reader_streams_hashes_and_compresses(compress):
+    data = b"".join(b"row %d\n" % i for i in range(300000))
+    reader = job.HashingReader(io.BytesIO(data), compress=compress)
+    out = b""
+    while chunk := reader.read(65536):
+        out += chunk
+    assert (gzip.decompress(out) if compress else out) == data
+    assert reader.sha256.hexdigest() == hashlib.sha256(out).hexdigest()
+    assert reader.size == len(out) and reader.raw_size == len(data)
+    assert not compress or len(out) < len(data) / 3
+
+
+def test_keys_sort_by_time_and_match_the_rotation_pattern():
+    key = job.final_key(CFG, "app", "dump", "20261124T021500Z")
+    assert key == "backups/db1/app/20261124T021500Z.dump"
+    assert job.final_key(CFG, "app", "dump", "20261124T021500Z", safety=True).startswith("backups-safety/db1/app/")
+    regex = job.gfs.compile_pattern(job.gfs.DEFAULT_KEY_PATTERN)
+    for ext in ("dump", "sql.gz", "rdb.gz", "manifest.json"):
+        parsed = job.gfs.parse_key("db1/app/20261124T021500Z.%s" % ext, regex)
+        assert parsed[0] == ("db1", "app")
+        assert job.gfs.parse_key("20261124T021500Z.%s" % ext, job.gfs.compile_pattern(job.GROUP_PATTERN))
+
+
+def test_targets_and_unknown_targets():
+    names = [t[0] for t in job.targets(CFG)]
+    assert names == ["postgresql:app", "postgresql:shop", "postgresql:_globals", "redis"]
+    assert job.targets(CFG, {"redis"}) == [("redis", "redis-6379")]
+    with pytest.raises(job.BackupError, match="unknown target"):
+        job.targets(CFG, {"postgresql:nope"})
+
+
+def test_one_backup_per_database_at_a_time(tmp_path):
+    cfg = dict(CFG, lock_dir=str(tmp_path))
+    with job.lock(cfg, "postgresql:app"):
+        with pytest.raises(job.BackupError, match="another backup of postgresql:app is running"), \
+                job.lock(cfg, "postgresql:app"):
+            pass
+        with job.lock(cfg, "postgresql:shop"):
+            pass
+
+
+def test_the_job_ships_the_modules_own_retention_code():
+    tasks = (ROOT / "roles/backup/tasks/job.yml").read_text()
+    assert "plugins/module_utils/{{ item }}" in tasks and "[gfs.py, s3_rotation.py]" in tasks
+    assert job.gfs.__file__ == str(ROOT / "plugins/module_utils/gfs.py")
