@@ -3,8 +3,9 @@
 
 One image, three roles (argv[1]):
   web        HTTP on $APP_PORT (default 8000): /healthz (checks PostgreSQL and Redis), /release, /tasks
-  worker     takes task ids from the Redis list `app:queue` and writes one row per task (late ack:
-             the id moves to `app:processing` while it runs and leaves it only after the row is written)
+  worker     takes task ids from the Redis list `app:queue` and writes one row per task in app_tasks and one
+             per execution in app_task_runs (late ack: the id moves to `app:processing:<APP_WORKER_ID>` while it
+             runs and leaves it only after the rows are written)
   scheduler  enqueues a heartbeat task every $APP_BEAT_SECONDS
   migrate    creates the schema (idempotent)
 Environment: APP_RELEASE, APP_BROKEN (web answers 500 when set), DATABASE_URL, REDIS_URL (redis://:pw@host:port/0).
@@ -95,6 +96,9 @@ def migrate() -> None:
             with db() as conn, conn.cursor() as cur:
                 cur.execute("CREATE TABLE IF NOT EXISTS app_tasks (id text PRIMARY KEY, release text,"
                             " done_at timestamptz DEFAULT now())")
+                # One row per execution (no key): a task run twice shows up twice here.
+                cur.execute("CREATE TABLE IF NOT EXISTS app_task_runs (task_id text, release text, worker text,"
+                            " run_at timestamptz DEFAULT now())")
             print(f"migrated for release {RELEASE}")
             return
         except psycopg2.OperationalError as exc:
@@ -105,11 +109,13 @@ def migrate() -> None:
 
 def worker() -> None:
     client = cache()
-    # Late acknowledgement: a task moves to app:processing and leaves it only once its row exists;
-    # a worker killed in between leaves it there, and the next worker start puts it back on the queue.
-    while client.llen("app:processing:" + os.environ.get("HOSTNAME", "w")):
-        client.rpoplpush("app:processing:" + os.environ.get("HOSTNAME", "w"), "app:queue")
-    processing = "app:processing:" + os.environ.get("HOSTNAME", "w")
+    # Late acknowledgement: a task moves to app:processing:<worker> and leaves it only once its row exists;
+    # a worker killed in between leaves it there, and the next start of that worker (APP_WORKER_ID, stable
+    # across releases; default the container's host name) puts it back on the queue.
+    worker_id = os.environ.get("APP_WORKER_ID") or os.environ.get("HOSTNAME", "w")
+    processing = "app:processing:" + worker_id
+    while client.llen(processing):
+        client.rpoplpush(processing, "app:queue")
     while not STOP:
         task_id = client.brpoplpush("app:queue", processing, timeout=1)
         if not task_id:
@@ -118,6 +124,8 @@ def worker() -> None:
         with db() as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO app_tasks (id, release) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING",
                         (task_id, RELEASE))
+            cur.execute("INSERT INTO app_task_runs (task_id, release, worker) VALUES (%s, %s, %s)",
+                        (task_id, RELEASE, worker_id))
         client.lrem(processing, 1, task_id)
 
 
