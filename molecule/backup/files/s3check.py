@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 
-END = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.timezone.utc)
+END = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)
 FMT = "%Y%m%dT%H%M%SZ"
 UNPARSED = ["README.txt", "db1/app/latest.dump"]
 
