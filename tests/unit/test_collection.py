@@ -42,8 +42,19 @@ def test_collection_builds_without_test_clutter(tmp_path):
     assert not any(n.startswith((".collections", ".venv", ".cache", "molecule/")) for n in names)
 
 
+# Playbooks that need a collection the `ansible` package does not bundle (Galaxy only: unreachable in tests).
+GALAXY_ONLY = {"awx_configure": "awx/awx"}
+
+
+def _installed(collection_path: str) -> bool:
+    roots = [Path(p) for p in sys.path] + [Path.home() / ".ansible" / "collections"]
+    return any((root / "ansible_collections" / collection_path).is_dir() for root in roots)
+
+
 def test_playbooks_resolve_by_collection_name(tmp_path):
     for playbook in sorted((ROOT / "playbooks").glob("*.yml")):
+        if playbook.stem in GALAXY_ONLY and not _installed(GALAXY_ONLY[playbook.stem]):
+            continue
         result = _run(str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventories/local/hosts.yml"),
                       f"opsforge.stack.{playbook.stem}", "--syntax-check", cwd=tmp_path)
         assert result.returncode == 0, f"opsforge.stack.{playbook.stem}: {result.stderr[-2000:]}"
