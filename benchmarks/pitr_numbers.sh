@@ -67,7 +67,8 @@ samples=$(mktemp)
 # lag in bytes: from the end of the last archived segment to the current insert position
 lag_sql="SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint - ((('x' || substr(last_archived_wal, 9, 8))::bit(32)::bigint
   * 4294967296) + (('x' || substr(last_archived_wal, 17, 8))::bit(32)::bigint + 1) * 16777216),
-  coalesce(extract(epoch FROM now() - last_archived_time), -1) FROM pg_stat_archiver"
+  coalesce(extract(epoch FROM now() - last_archived_time), -1) FROM pg_stat_archiver
+  WHERE last_archived_wal ~ '^[0-9A-F]{24}\$'"
 while kill -0 "$load" 2>/dev/null; do
   sql "$lag_sql" >>"$samples" || true
   sleep 1
