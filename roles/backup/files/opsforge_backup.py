@@ -33,9 +33,11 @@ import json
 import logging
 import os
 import pwd
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import zlib
@@ -509,11 +511,132 @@ def write_status(cfg, status):
     os.replace(tmp, path)
 
 
+# --- textfile metrics (node exporter) ------------------------------------------------------------
+
+METRIC = "opsforge_backup"
+METRIC_MARK = "# opsforge-backup target "  # first line of the files this job writes (and may remove)
+METRICS_HELP = (
+    ("last_success_timestamp_seconds", "End of the last successful run of this target (Unix time)."),
+    ("last_run_timestamp_seconds", "End of the last run of this target (Unix time)."),
+    ("last_duration_seconds", "Duration of the last run of this target."),
+    ("last_size_bytes", "Bytes the last run uploaded (0 when it failed)."),
+    ("last_exit_status", "Result of the last run of this target (0 = success, 1 = failure)."),
+)
+
+
+def metrics_file_name(target):
+    """opsforge_backup_<target>.prom, the name opsforge-textfile-metrics would give (KIND=backup); a hash keeps
+    database names apart that only differ in characters a file name should not hold."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", target.replace(":", "_", 1))
+    if safe != target.replace(":", "_", 1):
+        safe += "-" + hashlib.sha256(target.encode()).hexdigest()[:8]
+    return "%s_%s.prom" % (METRIC, safe)
+
+
+def label_value(value):
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def previous_success(path):
+    """The last success timestamp of an earlier file of this target, or None."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith(METRIC + "_last_success_timestamp_seconds{"):
+                    return float(line.rsplit(None, 1)[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def render_metrics(target, values):
+    label = '{name="%s"}' % label_value(target)
+    lines = [METRIC_MARK + target.replace("\n", " ")]
+    for suffix, text in METRICS_HELP:
+        if values.get(suffix) is None:
+            continue
+        value = values[suffix]
+        lines += ["# HELP %s_%s %s" % (METRIC, suffix, text), "# TYPE %s_%s gauge" % (METRIC, suffix),
+                  "%s_%s%s %s" % (METRIC, suffix, label, ("%d" % value) if float(value).is_integer() else
+                                  ("%.3f" % value))]
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(cfg, target, ok, duration, size, *, now=None):
+    """Write <textfile_dir>/opsforge_backup_<target>.prom atomically (temp file in the same directory, rename,
+    0644). The success time comes from this run, or from the previous file after a failure. No directory (node
+    exporter not installed): one log line, nothing written. Returns the path written, or None."""
+    directory = cfg.get("textfile_dir")
+    if not directory:
+        return None
+    if not os.path.isdir(directory):
+        if not cfg.get("_textfile_dir_missing_logged"):  # one line per run, not one per target
+            LOG.info("no textfile directory %s (node exporter not installed?): no backup metrics written", directory)
+            cfg["_textfile_dir_missing_logged"] = True
+        return None
+    path = os.path.join(directory, metrics_file_name(target))
+    now = time.time() if now is None else now
+    values = {
+        "last_success_timestamp_seconds": int(now) if ok else previous_success(path),
+        "last_run_timestamp_seconds": int(now),
+        "last_duration_seconds": round(duration, 3),
+        "last_size_bytes": int(size) if ok else 0,
+        "last_exit_status": 0 if ok else 1,
+    }
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(render_metrics(target, values))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def remove_stale_metrics(cfg, configured):
+    """Remove the files this job wrote for targets that are no longer configured (a dropped database would
+    otherwise fire BackupTooOld forever). Files of anything else (opsforge-textfile-metrics) are left alone."""
+    directory = cfg.get("textfile_dir")
+    if not directory or not os.path.isdir(directory):
+        return []
+    removed = []
+    for entry in sorted(os.listdir(directory)):
+        if not (entry.startswith(METRIC + "_") and entry.endswith(".prom")):
+            continue
+        path = os.path.join(directory, entry)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                first = handle.readline().rstrip("\n")
+        except OSError:
+            continue
+        if first.startswith(METRIC_MARK) and first[len(METRIC_MARK):] not in configured:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(entry)
+                LOG.info("removed the metrics of %s: no longer a configured target", first[len(METRIC_MARK):])
+    return removed
+
+
+def report_metrics(cfg, target, ok, duration, size):
+    """Metrics must never turn a backup's result into something else: an error here is logged only."""
+    try:
+        write_metrics(cfg, target, ok, duration, size)
+    except Exception as exc:
+        LOG.error("metrics of %s not written: %s", target, exc)
+
+
 def cmd_run(cfg, args):
     only = set(args.only or [])
     results, failures = [], []
+    if not only:
+        with contextlib.suppress(Exception):
+            remove_stale_metrics(cfg, {t[0] for t in targets(cfg)})
     for name, group in targets(cfg, only):
         t0 = time.monotonic()
+        size = 0
         try:
             with lock(cfg, name):
                 manifest = backup_target(cfg, name)
@@ -526,9 +649,13 @@ def cmd_run(cfg, args):
                     entry["rotation"] = {k: rotation[k] for k in ("kept_count", "deleted_count", "unparsed_count",
                                                                    "list_requests", "delete_requests")}
                 results.append(entry)
+                size = manifest["size"]
         except Exception as exc:  # one failed target must not stop the others
             LOG.error("BACKUP FAILED: %s: %s (nothing was deleted)", name, exc)
             failures.append({"target": name, "error": str(exc)})
+            report_metrics(cfg, name, False, time.monotonic() - t0, 0)
+        else:
+            report_metrics(cfg, name, True, time.monotonic() - t0, size)
     status = {"host": cfg["host"], "finished": iso(now_utc()), "ok": not failures, "results": results,
               "failures": failures}
     write_status(cfg, status)
