@@ -11,7 +11,7 @@ runs=${2:-1}
 scripts/bootstrap
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 host=bench-stack-$release
-inventory=$(mktemp)
+inventory=$(mktemp --suffix=.yml)
 trap 'rm -f "$inventory"; scripts/testhosts destroy "$host"' EXIT
 printf 'all:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n      ansible_python_interpreter: /usr/bin/python3\n' \
   "$host" >"$inventory"
