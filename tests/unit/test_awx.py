@@ -3,10 +3,11 @@
 No AWX server runs here (its images are on registries this machine cannot reach), so the objects are
 checked as data: every job template names an existing playbook and inventory; every survey variable is a
 variable that playbook or one of its roles accepts (role variables: the type and the required flag of the
-role's meta/argument_specs.yml); schedules parse; workflows link existing templates; every playbook runs
-unattended. Templates whose playbook is not written yet are listed in a skip message. The execution
-environment's build context is made with `ansible-builder create` (offline). The playbooks themselves run
-through ansible-runner in the Molecule scenario `awx_runner`.
+role's meta/argument_specs.yml); every template's playbook reports set_stats (global, no secrets) for
+workflows; schedules parse; workflows link existing templates; every playbook runs unattended. Templates
+whose playbook is not written yet are listed in a skip message. The execution environment's build context is
+made with `ansible-builder create` (offline). The playbooks themselves run through ansible-runner in the
+Molecule scenario `awx_runner`.
 """
 
 from __future__ import annotations
@@ -148,13 +149,46 @@ def test_every_playbook_runs_unattended():
     assert not prompting, f"playbooks that would prompt (AWX cannot answer): {prompting}"
 
 
-def test_template_playbooks_report_set_stats():
-    silent = [t["playbook"] for t in TEMPLATES
-              if _present(t) and "set_stats" not in _playbook(t["playbook"]).read_text()]
-    for must in ("playbooks/site.yml", "playbooks/smoke.yml"):
-        assert must not in silent, f"{must} must report set_stats for AWX workflows"
-    if silent:
-        pytest.skip("playbooks without set_stats artifacts yet: " + ", ".join(silent))
+def _set_stats_tasks(playbook: Path) -> list[dict]:
+    """The set_stats tasks of a playbook (plays' tasks, nested blocks and the task files they include)."""
+    found = []
+
+    def walk(tasks, base: Path):
+        for task in tasks or []:
+            for key in ("ansible.builtin.set_stats", "set_stats"):
+                if key in task:
+                    found.append(task)
+            for nested in ("block", "rescue", "always"):
+                walk(task.get(nested), base)
+            for key in ("ansible.builtin.include_tasks", "ansible.builtin.import_tasks",
+                        "include_tasks", "import_tasks"):
+                included = task.get(key)
+                included = included.get("file") if isinstance(included, dict) else included
+                if included and "{{" not in included and (base / included).exists():
+                    walk(yaml.safe_load((base / included).read_text()), (base / included).parent)
+
+    for play in yaml.safe_load(playbook.read_text()) or []:
+        for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+            walk(play.get(section), playbook.parent)
+    return found
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=TEMPLATE_IDS)
+def test_template_playbooks_report_set_stats(template):
+    """Every playbook a job template runs hands its results to AWX workflows: at least one set_stats task, each
+    global (per_host: false: workflows only pass the global stats on), with data and no secrets in it."""
+    playbook = _playbook(template["playbook"])
+    if not playbook.exists():
+        pytest.skip(f"{template['playbook']} is not written yet")
+    tasks = _set_stats_tasks(playbook)
+    assert tasks, f"{template['playbook']} has no set_stats task: AWX workflows get nothing from it"
+    for task in tasks:
+        args = task.get("ansible.builtin.set_stats", task.get("set_stats"))
+        where = f"{template['playbook']}: {task.get('name')}"
+        assert args.get("data"), f"{where}: set_stats without data"
+        assert args.get("per_host") is False, f"{where}: set per_host: false (workflows read the global stats)"
+        text = yaml.safe_dump({"data": args["data"], "vars": task.get("vars", {})})
+        assert not re.search(r"password|secret|vault_|cipher|token", text, flags=re.I), f"{where}: secrets in stats"
 
 
 def test_schedules_parse_and_name_templates():
