@@ -7,6 +7,9 @@
   its group_vars refer to;
 - the environments differ as README.md and inventories/example/README.md say (topology, HA, ACME directory,
   backup schedule), read through ansible-inventory exactly as a run would see them;
+- every group a playbook targets when run without -e (play `hosts:`, the defaults of `{{ var | default('group') }}`
+  patterns, `groups[var | default('group')]`) has hosts in every environment, and the example sites' upstreams
+  derive from the application group the way playbooks/deploy.yml drains them;
 - the AWS dynamic inventory builds the same groups as the static ones.
 """
 
@@ -28,7 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "inventories" / "example"
 ENVIRONMENTS = ["dev", "staging", "production"]
 PASSWORD_FILE = EXAMPLES / "vault-password-example.txt"
-STACK_GROUPS = {"web", "postgres", "redis", "backup", "monitoring"}
+STACK_GROUPS = {"web", "app", "docker", "postgres", "redis", "backup", "monitoring"}
+# Groups an environment leaves empty on purpose (their plays match no host there): dev has no monitoring host.
+EMPTY_ON_PURPOSE = {"dev": {"monitoring"}}
+# Default patterns that exist to match nothing until a variable is given (restore.yml needs -e restore_host).
+PLACEHOLDER_PATTERNS = {"restore_host_is_required"}
 LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
@@ -120,6 +127,42 @@ def _hosts(inv: dict, group: str) -> list[str]:
     return inv.get(group, {}).get("hosts", [])
 
 
+def _all_hosts(inv: dict, group: str) -> set[str]:
+    """A group's hosts, its children's included (as a play targeting the group would run on them)."""
+    hosts = set(_hosts(inv, group))
+    for child in inv.get(group, {}).get("children", []):
+        hosts |= _all_hosts(inv, child)
+    return hosts
+
+
+def _default_target_groups() -> dict[str, set[str]]:
+    """Group -> playbooks that target it when run without -e."""
+    targets: dict[str, set[str]] = {}
+    paths = sorted((ROOT / "playbooks").glob("*.yml"))
+    for path in paths:
+        patterns, texts = [], [path.read_text()]
+        for play in yaml.safe_load(path.read_text()) or []:
+            texts += [(path.parent / f).read_text() for f in play.get("vars_files", []) if (path.parent / f).exists()]
+            hosts = play.get("hosts")
+            if hosts is None:
+                continue  # import_playbook
+            hosts = str(hosts)
+            if "{{" in hosts:
+                match = re.fullmatch(r"\{\{\s*\w+\s*\|\s*default\('([^']+)'\)\s*\}\}(.*)", hosts)
+                if not match:
+                    continue  # computed during the run (e.g. deploy.yml's failed hosts)
+                hosts = match.group(1) + match.group(2)
+            patterns.append(hosts)
+        for text in texts:  # groups[deploy_web_group | default('web')] in the playbook or its vars_files
+            patterns += re.findall(r"groups\[\s*\w+\s*\|\s*default\('([\w-]+)'\)\s*\]", text)
+        for pattern in patterns:
+            for part in re.split(r"[,:]", pattern):
+                group = re.sub(r"\[[^]]*\]$", "", part.strip().lstrip("!&"))
+                if group and group not in ("all", "localhost") and group not in PLACEHOLDER_PATTERNS:
+                    targets.setdefault(group, set()).add(path.name)
+    return targets
+
+
 @pytest.fixture(scope="module")
 def inventories():
     return {env: _inventory(env) for env in ENVIRONMENTS}
@@ -129,10 +172,49 @@ def test_topologies(inventories):
     dev, staging, production = (inventories[e] for e in ENVIRONMENTS)
     dev_hosts = set(dev["_meta"]["hostvars"])
     assert len(dev_hosts) == 1, "dev: one host runs every group"
-    assert all(_hosts(dev, g) == sorted(dev_hosts) for g in ("web", "postgres", "redis", "backup"))
+    assert all(_all_hosts(dev, g) == dev_hosts for g in STACK_GROUPS - EMPTY_ON_PURPOSE["dev"])
     assert len(_hosts(staging, "web")) == 1 and len(_hosts(staging, "postgres")) == 1
+    assert _all_hosts(staging, "app") == set(_hosts(staging, "web")), "staging: the web host runs the application"
     assert len(_hosts(production, "web")) >= 2
+    assert _all_hosts(production, "app") == set(_hosts(production, "web")), "production: the web hosts run the app"
     assert len(_hosts(production, "postgres")) == 3 and len(_hosts(production, "redis")) == 3
+    for inv in inventories.values():
+        assert _all_hosts(inv, "app") <= _all_hosts(inv, "docker"), "Docker (site.yml) on every application host"
+
+
+def test_the_default_target_groups_are_found():
+    targets = _default_target_groups()
+    assert {"app", "web", "backup", "postgres", "redis", "docker", "monitoring"} <= set(targets)
+    assert "deploy.yml" in targets["app"] and "deploy.yml" in targets["web"] and "backup.yml" in targets["backup"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_group_a_playbook_targets_has_hosts(env, inventories):
+    """playbooks/deploy.yml (AWX "opsforge app deploy") and the others run against these inventories unchanged."""
+    inv = inventories[env]
+    empty = {group: sorted(playbooks) for group, playbooks in _default_target_groups().items()
+             if not _all_hosts(inv, group) and group not in EMPTY_ON_PURPOSE.get(env, set())}
+    assert not empty, f"{env}: groups without hosts that playbooks target by default: {empty}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_site_upstreams_derive_from_the_application_group(env, inventories):
+    """nginx derives one backend per app host (its ansible_host, else its name) on upstream.port; deploy.yml
+    drains exactly those names, so the app must listen there, not on loopback only."""
+    inv = inventories[env]
+    for web in _hosts(inv, "web"):
+        hostvars = inv["_meta"]["hostvars"][web]
+        for site in hostvars.get("nginx_sites", []):
+            upstream = site.get("upstream")
+            if not upstream:
+                continue
+            assert upstream.get("group") == "app" and not upstream.get("servers"), f"{env}: {site['name']}: {upstream}"
+            assert _all_hosts(inv, upstream["group"]), f"{env}: {site['name']}: upstream group without hosts"
+            for app in _all_hosts(inv, "app"):
+                bind = inv["_meta"]["hostvars"][app].get("app_web_bind", "127.0.0.1:8000")
+                address, port = bind.rsplit(":", 1)
+                assert int(port) == upstream["port"], f"{env}: {app} publishes {bind}, upstream port {upstream['port']}"
+                assert not address.startswith("127."), f"{env}: {app} publishes on loopback, nginx cannot reach it"
 
 
 def test_ha_acme_and_backups_differ_as_documented(inventories):
