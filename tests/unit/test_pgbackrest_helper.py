@@ -57,3 +57,108 @@ def test_missing_segments(removed, missing):
         helper.missing_segments(archived, "000000010000000000000002", "00000003000000000000000D", begins, SEG)
         == missing
     )
+
+
+# --- backups and metrics with two repositories --------------------------------------------------------------------
+
+
+class _Done:
+    def __init__(self, returncode=0, stdout=""):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, ""
+
+
+def _backup(repo, kind, stop):
+    return {
+        "type": kind,
+        "label": f"{kind}-{repo}-{stop}",
+        "database": {"id": 1, "repo-key": repo},
+        "timestamp": {"start": stop - 5, "stop": stop},
+        "info": {"size": 100, "repository": {"delta": 10}},
+    }
+
+
+def _no_server(*_args, **_kwargs):
+    raise RuntimeError("no PostgreSQL in a unit test")
+
+
+@pytest.fixture
+def two_repos(tmp_path, monkeypatch):
+    """The helper with two repositories; pgbackrest answers from `calls`: repo2's backups fail when asked to."""
+    conf = {
+        "stanza": "main",
+        "repos": 2,
+        "pg_port": 5432,
+        "canary_enabled": False,
+        "metrics_enabled": True,
+        "textfile_dir": str(tmp_path / "textfile"),
+    }
+    calls, fail, locked = [], set(), {}
+    info = [
+        {"status": {"code": 0}, "backup": [_backup(1, "full", 100), _backup(2, "full", 110), _backup(1, "incr", 120)]}
+    ]
+
+    def pgbackrest(_conf, *args, timeout=None):
+        calls.append(args)
+        if args[-1] == "backup":
+            if locked.get(args[0], 0) > 0:  # another backup holds this repository's lock for that many calls
+                locked[args[0]] -= 1
+                return _Done(helper.LOCK_ERROR)
+            return _Done(1 if args[0] in fail else 0)
+        return _Done(0, helper.json.dumps(info))
+
+    monkeypatch.setattr(helper, "STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(helper, "pgbackrest", pgbackrest)
+    monkeypatch.setattr(helper, "is_primary", lambda _conf: True)
+    monkeypatch.setattr(helper, "psql", _no_server)
+    monkeypatch.setattr(helper.time, "sleep", lambda _seconds: None)
+    conf["locked"] = locked
+    return conf, calls, fail, tmp_path
+
+
+def _args(kind, repo=None):
+    return helper.argparse.Namespace(type=kind, repo=repo)
+
+
+def test_backup_goes_to_each_repository_and_on_after_a_failure(two_repos):
+    conf, calls, fail, tmp_path = two_repos
+    fail.add("--repo=1")
+    assert helper.cmd_backup(conf, _args("diff")) == 1
+    assert [c for c in calls if c[-1] == "backup"] == [
+        ("--repo=1", "--type=diff", "backup"),
+        ("--repo=2", "--type=diff", "backup"),
+    ]
+    prom = (tmp_path / "textfile" / "pgbackrest.prom").read_text()
+    assert 'pgbackrest_backup_last_run_success{stanza="main",type="diff",repo="1"} 0' in prom
+    assert 'pgbackrest_backup_last_run_success{stanza="main",type="diff",repo="2"} 1' in prom
+
+
+def test_backup_to_one_repository_keeps_the_others_results(two_repos):
+    conf, calls, _fail, tmp_path = two_repos
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "backup.json").write_text('{"full": {"rc": 0, "started": 1, "finished": 2}}')  # older form
+    assert helper.cmd_backup(conf, _args("full", repo=2)) == 0
+    assert [c for c in calls if c[-1] == "backup"] == [("--repo=2", "--type=full", "backup")]
+    prom = (tmp_path / "textfile" / "pgbackrest.prom").read_text()
+    assert 'pgbackrest_backup_last_run_success{stanza="main",type="full",repo="1"} 1' in prom
+    assert 'pgbackrest_backup_last_run_success{stanza="main",type="full",repo="2"} 1' in prom
+
+
+def test_metrics_name_the_newest_backup_of_each_type_in_each_repository(two_repos):
+    conf, _calls, _fail, tmp_path = two_repos
+    helper.cmd_metrics(conf, None)
+    prom = (tmp_path / "textfile" / "pgbackrest.prom").read_text()
+    assert 'pgbackrest_last_backup_timestamp_seconds{stanza="main",type="full",repo="1"} 100' in prom
+    assert 'pgbackrest_last_backup_timestamp_seconds{stanza="main",type="full",repo="2"} 110' in prom
+    assert 'pgbackrest_last_backup_timestamp_seconds{stanza="main",type="incr",repo="1"} 120' in prom
+    assert 'type="incr",repo="2"' not in prom
+    assert 'pgbackrest_backups{stanza="main",repo="1"} 2' in prom
+    assert 'pgbackrest_backups{stanza="main",repo="2"} 1' in prom
+
+
+def test_backup_waits_while_another_holds_the_lock(two_repos):
+    conf, calls, _fail, tmp_path = two_repos
+    conf["locked"]["--repo=2"] = 3
+    assert helper.cmd_backup(conf, _args("diff")) == 0
+    assert [c[0] for c in calls if c[-1] == "backup"] == ["--repo=1"] + ["--repo=2"] * 4
+    prom = (tmp_path / "textfile" / "pgbackrest.prom").read_text()
+    assert 'pgbackrest_backup_last_run_success{stanza="main",type="diff",repo="2"} 1' in prom
