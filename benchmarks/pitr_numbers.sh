@@ -30,6 +30,7 @@ restore() {  # TYPE -> seconds
 
 docker inspect "$DB" >/dev/null 2>&1 || { echo "no host $DB: make scenario S=pitr CMD=converge first" >&2; exit 1; }
 archive_timeout=$(sql "SHOW archive_timeout")
+echo "machine load at the start: $(uptime | sed 's/.*load average/load average/')"
 
 echo "== 1. generated database, full backup, restore"
 t0=$(now)
@@ -41,6 +42,8 @@ echo "full backup: $(secs "$t0" "$(now)") s (stored: $(on runuser -u postgres --
   | python3 -c 'import json,sys; b=json.load(sys.stdin)[0]["backup"][-1]["info"]; print(round(b["repository"]["delta"]/2**20), "MiB of", round(b["size"]/2**20), "MiB")'))"
 before=$(sql "SELECT count(*) FROM pgbench_accounts")
 echo "restore (pitr_restore.yml, latest; stop, keep aside, restore, start, verify): $(restore latest) s"
+echo "  of which pgbackrest restore: $(on python3 -c 'import json
+print(json.load(open("/var/lib/opsforge-pgbackrest/last-restore.json"))["restore_seconds"])')"
 after=$(sql "SELECT count(*) FROM pgbench_accounts")
 echo "pgbench_accounts rows before/after: $before/$after"
 on sh -c 'rm -rf /var/lib/postgresql/17/main.pitr-*'
@@ -78,3 +81,4 @@ grep -E 'tps|latency average' /tmp/pitr_numbers_pgbench.log | sed 's/^/pgbench: 
 awk -F'|' '{ n++; b += $1; if ($1 > mb) mb = $1; a += $2; if ($2 > ma) ma = $2 }
   END { printf "archive lag: avg %.1f MB, max %.1f MB behind the insert position; last archived segment age avg %.1f s, max %.1f s (%d samples)\n", b/n/1048576, mb/1048576, a/n, ma, n }' "$samples"
 rm -f "$samples"
+echo "machine load at the end: $(uptime | sed 's/.*load average/load average/')"
