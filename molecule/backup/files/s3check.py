@@ -5,12 +5,18 @@
     s3check.py ENDPOINT BUCKET head KEY             -> JSON: metadata, encryption, size
     s3check.py ENDPOINT BUCKET fill PREFIX          -> puts the synthetic two-year backups, JSON summary
     s3check.py ENDPOINT BUCKET expect PREFIX        -> JSON: the GFS kept set (default policy), computed here
+    s3check.py ENDPOINT BUCKET get KEY              -> the object's body (a manifest)
+    s3check.py ENDPOINT BUCKET sha256 KEY           -> JSON: SHA-256 and size of the object as downloaded
+    s3check.py ENDPOINT BUCKET download KEY PATH    -> writes the object to PATH
+    s3check.py ENDPOINT BUCKET uploads PREFIX       -> JSON list of the multipart uploads in progress
+    s3check.py ENDPOINT BUCKET bucket -             -> JSON: versioning, public access block, encryption, lifecycle
 
 The expected set is computed independently of module_utils/gfs.py (period buckets as sets, not the
 newest-first walk), so the Molecule verify compares two implementations.
 """
 
 import datetime as dt
+import hashlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +72,26 @@ def list_keys(s3, bucket, prefix):
 def main():
     endpoint, bucket, command, arg = sys.argv[1:5]
     s3 = client(endpoint)
-    if command == "keys":
+    if command == "get":
+        sys.stdout.write(s3.get_object(Bucket=bucket, Key=arg)["Body"].read().decode())
+    elif command == "sha256":
+        body, sha, size = s3.get_object(Bucket=bucket, Key=arg)["Body"], hashlib.sha256(), 0
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            sha.update(chunk)
+            size += len(chunk)
+        print(json.dumps({"sha256": sha.hexdigest(), "size": size}))
+    elif command == "download":
+        s3.download_file(bucket, arg, sys.argv[5])
+    elif command == "uploads":
+        print(json.dumps([u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket, Prefix=arg).get("Uploads", [])]))
+    elif command == "bucket":
+        print(json.dumps({
+            "versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status"),
+            "public_access": s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+            "encryption": s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"],
+            "lifecycle": s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+        }, default=str))
+    elif command == "keys":
         print(json.dumps(sorted(list_keys(s3, bucket, arg))))
     elif command == "head":
         head = s3.head_object(Bucket=bucket, Key=arg)
