@@ -173,11 +173,15 @@ def upload(cfg, client, stream, final, *, compress=False, metadata=None, at_eof=
     """Stream to the final key (multipart above one part). at_eof runs when the stream ends, before the
     upload is completed: an exception there aborts the upload, and nothing appears under `final`.
 
-    The SHA-256 is known only at the end, so it goes to the manifest, not the object's metadata:
-    metadata is fixed when the upload starts, and changing it later means a server-side copy of the
-    whole object (which cost more than the dump itself, see docs/backup.md)."""
+    The whole object's SHA-256 is known only at the end, so it goes to the manifest: user metadata is
+    fixed when the upload starts, and changing it later means a server-side copy of the whole object
+    (which cost more than the dump itself, see docs/backup.md). The object still carries a checksum:
+    S3's own (s3.checksum_algorithm, SHA256 by default), which S3 verifies on every part and keeps
+    with the object (HeadObject/GetObjectAttributes ChecksumSHA256, "COMPOSITE" for multipart)."""
     reader = HashingReader(stream, compress=compress, at_eof=at_eof)
     extra = dict(sse_args(cfg), Metadata={k: str(v) for k, v in (metadata or {}).items()})
+    if cfg["s3"].get("checksum_algorithm"):
+        extra["ChecksumAlgorithm"] = cfg["s3"]["checksum_algorithm"]
     client.upload_fileobj(reader, cfg["s3"]["bucket"], final, ExtraArgs=extra, Config=transfer_config(cfg))
     return reader
 
