@@ -56,7 +56,8 @@ def test_a_multipart_object_carries_the_composite_of_its_parts(moto_endpoint):
     s3.create_bucket(Bucket=bucket)
     data = os.urandom(12 * 1024 * 1024)
     job.upload(_cfg(bucket, "SHA256"), s3, Stream(data), "db1/app/big.dump")
-    attrs = s3.get_object_attributes(Bucket=bucket, Key="db1/app/big.dump", ObjectAttributes=["Checksum", "ObjectParts"])
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="db1/app/big.dump",
+                                     ObjectAttributes=["Checksum", "ObjectParts"])
     parts = [data[i:i + 5 * 1024 * 1024] for i in range(0, len(data), 5 * 1024 * 1024)]
     composite = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in parts)).digest()
     assert attrs["Checksum"]["ChecksumSHA256"].split("-")[0] == base64.b64encode(composite).decode()

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
