@@ -6,7 +6,7 @@ export PATH := $(VENV_BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: demo test demo-destroy lint unit molecule scenario bootstrap benchmark help
+.PHONY: demo test demo-destroy demo-check lint unit molecule scenario bootstrap benchmark help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,6 +19,9 @@ test:  ## the whole test suite: lint, unit tests, sanity, Molecule scenarios (wh
 
 demo-destroy:  ## remove the demo's test hosts
 	scripts/demo destroy
+
+demo-check:  ## headless Chromium opens the demo's site (demo CA trusted) and Prometheus's alerts; screenshots in .cache/artifacts/
+	python tests/browser/demo_check.py
 
 bootstrap:  ## the controller venv (.venv) from requirements.txt
 	scripts/bootstrap
