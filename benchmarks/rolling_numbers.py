@@ -7,11 +7,11 @@ duplicated tasks, and the time from a failed smoke test to the whole site servin
     benchmarks/rolling_numbers.py rollout v2     # one rollout under load; prints its result as JSON
                                                  # (molecule/rolling/verify.yml asserts on it)
 
-A load generator (threads in this process, bounded in time and count) sends GETs and every 10th request a
-POST /tasks to the nginx host's address on the scenario network while `playbooks/deploy.yml` runs, and
-for a few seconds after it. Each request uses its own connection. Afterwards the script waits until the
-Redis queue and the workers' processing lists are empty and counts each enqueued task's executions in the
-test application's app_task_runs table.
+A load generator (threads in this process, bounded in time and count) sends GET /version/ and every 10th
+request a POST /tasks/ (a Celery task) to the nginx host's address on the scenario network while
+`playbooks/deploy.yml` runs, and for a few seconds after it. Each request uses its own connection. Afterwards
+the script waits until Celery's queues in Redis and its unacknowledged messages are empty and counts each
+enqueued task's executions in the reference application's app_task_runs table (examples/django).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Load:
                 if len(self.results) >= self.max_requests:
                     return
             count += 1
-            method, path = ("POST", "/tasks") if count % 10 == index % 10 else ("GET", "/release")
+            method, path = ("POST", "/tasks/") if count % 10 == index % 10 else ("GET", "/version/")
             started = time.time()
             try:
                 status, body = self._one(method, path)
@@ -99,14 +99,18 @@ class Load:
             thread.join(30)
 
 
+# Messages waiting in Celery's queues (the list `celery` and its priority lists) plus the unacknowledged ones (the hash
+# `unacked`: tasks a worker took and has not acknowledged yet, acks_late), counted in one call.
+PENDING_SCRIPT = ("local n = redis.call('HLEN', 'unacked') "
+                  "for _, k in ipairs(redis.call('KEYS', 'celery*')) do "
+                  "if redis.call('TYPE', k).ok == 'list' then n = n + redis.call('LLEN', k) end end return n")
+
+
 def wait_for_tasks(timeout: float = 180) -> None:
+    """Wait until no Celery task is queued or running (a lost task then shows as missing from app_task_runs)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        keys = sh("docker", "exec", DATA, *REDIS, "--scan", "--pattern", "app:processing:*").split()
-        pending = int(sh("docker", "exec", DATA, *REDIS, "llen", "app:queue") or 0)
-        for key in keys:
-            pending += int(sh("docker", "exec", DATA, *REDIS, "llen", key) or 0)
-        if pending == 0:
+        if int(sh("docker", "exec", DATA, *REDIS, "eval", PENDING_SCRIPT, "0") or 0) == 0:
             return
         time.sleep(2)
 
