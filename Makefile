@@ -6,7 +6,7 @@ export PATH := $(VENV_BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export MOLECULE_GLOB := molecule/*/molecule.yml
 
-.PHONY: demo test demo-destroy demo-check lint unit molecule scenario bootstrap benchmark help
+.PHONY: demo test rehearsal rehearsal-destroy demo-destroy demo-check lint unit molecule scenario bootstrap benchmark help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,6 +16,12 @@ demo:  ## deploy the whole stack to local test hosts, then run the smoke checks
 
 test:  ## the whole test suite: lint, unit tests, sanity, Molecule scenarios (what CI runs)
 	scripts/test-suite
+
+rehearsal:  ## converge inventories/example/$(ENV) as a user copies it on local test hosts, twice, then the drills (ENV=production|staging|dev)
+	scripts/rehearsal $(or $(ENV),production)
+
+rehearsal-destroy:  ## remove the rehearsal's hosts (ENV=...)
+	scripts/rehearsal $(or $(ENV),production) destroy
 
 demo-destroy:  ## remove the demo's test hosts
 	scripts/demo destroy

@@ -33,19 +33,30 @@ def secret(name, required=True):
 
 
 def database(url, password):
-    """A DATABASES entry from postgresql://user[:password]@host[:port]/name[?option=value&...]."""
+    """A DATABASES entry from postgresql://user[:password]@host[:port][,host[:port]...]/name[?option=value&...].
+
+    Several hosts (libpq's multi-host form, e.g. every HAProxy of a Patroni cluster with
+    ``target_session_attrs=read-write``) are tried in order: the first that answers as asked is used.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
-        raise ImproperlyConfigured(f"not a postgresql://user@host:port/name URL: {parts.scheme}://{parts.hostname}")
+        raise ImproperlyConfigured(f"not a postgresql://user@host:port/name URL: {parts.scheme}://{parts.netloc}")
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    user, _, url_password = userinfo.partition(":")
+    hosts, ports = [], []
+    for item in hostlist.split(","):
+        host, _, port = item.rpartition(":") if item.rpartition(":")[2].isdigit() else (item, "", "")
+        hosts.append(host)
+        ports.append(port or "5432")
     options = dict(option.split("=", 1) for option in parts.query.split("&") if "=" in option)
     options.setdefault("connect_timeout", "2")
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.strip("/")),
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": password or unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or 5432),
+        "USER": unquote(user),
+        "PASSWORD": password or unquote(url_password),
+        "HOST": ",".join(hosts),
+        "PORT": ",".join(ports),
         "OPTIONS": options,
         # Connections are reused for a minute and checked before reuse (a failover or a restarted PgBouncer
         # does not break the next request).
@@ -105,6 +116,15 @@ if env("DATABASE_READ_URL"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url(env("REDIS_URL", "redis://127.0.0.1:6379/0"), secret("REDIS_PASSWORD", required=False))
+# With Redis Sentinel (REDIS_SENTINELS=host:26379,host:26379,...): the master is asked of the Sentinels, named
+# REDIS_SENTINEL_MASTER; REDIS_URL then gives only the database number and the password (its host is unused).
+REDIS_SENTINELS = [
+    (host, int(port or 26379))
+    for host, _, port in (item.strip().partition(":") for item in env("REDIS_SENTINELS").split(","))
+    if host
+]
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_PASSWORD = secret("REDIS_SENTINEL_PASSWORD", required=False)
 
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -129,6 +149,17 @@ LOGGING = {
 # Celery (refapp/celery.py reads every CELERY_* setting).
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+if REDIS_SENTINELS:
+    # kombu and Celery's result backend: one sentinel:// URL per Sentinel, the master by name.
+    _redis = urlsplit(REDIS_URL)
+    _auth = f"{_redis.netloc.rpartition('@')[0]}@" if "@" in _redis.netloc else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{host}:{port}{_redis.path}" for host, port in REDIS_SENTINELS)
+    CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+    _sentinel_options = {"master_name": REDIS_SENTINEL_MASTER}
+    if REDIS_SENTINEL_PASSWORD:
+        _sentinel_options["sentinel_kwargs"] = {"password": REDIS_SENTINEL_PASSWORD}
+    CELERY_BROKER_TRANSPORT_OPTIONS = dict(_sentinel_options)
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = dict(_sentinel_options)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Acknowledge a task after it ran, not when a worker takes it: the message of a task whose worker died mid-task

@@ -1,6 +1,7 @@
 """Health and version endpoints (JSON)."""
 
 import redis
+import redis.sentinel
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
@@ -25,9 +26,24 @@ def _database():
     return "up"
 
 
+def redis_client():
+    """A client of the Redis master: from REDIS_URL, or asked of the Sentinels (REDIS_SENTINELS)."""
+    timeouts = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    if not settings.REDIS_SENTINELS:
+        return redis.Redis.from_url(settings.REDIS_URL, **timeouts)
+    url = redis.connection.parse_url(settings.REDIS_URL)
+    sentinel = redis.sentinel.Sentinel(
+        settings.REDIS_SENTINELS, sentinel_kwargs={"password": settings.REDIS_SENTINEL_PASSWORD or None, **timeouts},
+        **timeouts,
+    )
+    return sentinel.master_for(
+        settings.REDIS_SENTINEL_MASTER, password=url.get("password"), db=url.get("db", 0), **timeouts
+    )
+
+
 def _redis():
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client = redis_client()
         try:
             client.ping()
         finally:
