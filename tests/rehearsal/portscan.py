@@ -22,7 +22,7 @@ def accepts(target):
 
 def main(targets):
     with ThreadPoolExecutor(max_workers=16) as pool:
-        print(json.dumps(dict(zip(targets, pool.map(accepts, targets))), sort_keys=True))
+        print(json.dumps(dict(zip(targets, pool.map(accepts, targets), strict=True)), sort_keys=True))
 
 
 if __name__ == "__main__":
