@@ -185,14 +185,17 @@ class Stack:
                 return out
         return ""
 
-    def redis_master(self) -> str:
+    def redis_master_address(self) -> str:
+        """The master's address as the surviving Sentinels report it ("" when none answers)."""
         address = self.sentinel("sentinel", "get-master-addr-by-name", self.master_name).split()
-        if not address:
-            return ""
+        return address[0] if address else ""
+
+    def redis_master(self) -> str:
+        address = self.redis_master_address()
         for host in self.db:
-            if running(host) and ip_of(host) == address[0]:
+            if address and running(host) and ip_of(host) == address:
                 return host
-        return address[0]
+        return address
 
     def pending_tasks(self) -> int:
         master = self.redis_master()
@@ -228,9 +231,15 @@ def recovery(load: Load, since: float) -> float:
 
 
 def lost_tasks(stack: Stack, load: Load) -> tuple[int, int]:
+    """(tasks enqueued by the load that never ran, tasks enqueued), once nothing is queued or running.
+
+    A task still held unacknowledged (its worker was killed mid-task: Redis delivers it again after the broker's
+    visibility timeout) is not counted as lost while it is pending; the caller reports it.
+    """
     stack.wait_tasks()
     runs = stack.task_runs()
-    return len([t for t in load.tasks if t not in runs]), len(load.tasks)
+    missing = len([t for t in load.tasks if t not in runs])
+    return max(0, missing - max(0, stack.pending_tasks())), len(load.tasks)
 
 
 def drill_patroni(stack: Stack, load_args: dict) -> str:
@@ -266,11 +275,13 @@ def drill_redis(stack: Stack, load_args: dict) -> str:
     old = stack.redis_master()
     if old not in stack.db:
         raise DrillError(f"redis: Sentinel names no master among the database hosts ({old!r})")
+    old_address = ip_of(old)
     with Load(**load_args) as load:
         time.sleep(5)
         killed = time.time()
         sh("docker", "kill", old)
-        promoted = wait_for("redis: Sentinel promotes a replica", lambda: stack.redis_master() not in ("", old), 120)
+        promoted = wait_for("redis: Sentinel promotes a replica",
+                            lambda: stack.redis_master_address() not in ("", old_address), 120)
         time.sleep(15)
     lost, enqueued = lost_tasks(stack, load)
     sh("docker", "start", old)
@@ -301,8 +312,10 @@ def drill_web(stack: Stack, load_args: dict, web: list[str]) -> str:
         time.sleep(3)
     failed = [r for r in load.failed() if r[0] >= killed]
     lost, enqueued = lost_tasks(stack, load)
+    pending = max(0, stack.pending_tasks())
     line = (f"web host kill ({victim}): requests {len(load.results)}, failed {len(failed)} while it was down "
-            f"(the other host answered), tasks {enqueued} enqueued, {lost} lost; {victim} answered again "
+            f"(the other host answered), tasks {enqueued} enqueued, {lost} lost, {pending} held unacknowledged "
+            f"(delivered again after the broker's visibility timeout); {victim} answered again "
             f"{back:.0f} s after its start")
     del started
     if failed or lost:

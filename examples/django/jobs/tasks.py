@@ -4,7 +4,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from .models import Task, TaskRun
@@ -19,10 +19,18 @@ def write(task_id):
         TaskRun.objects.create(task_id=task_id, release=settings.RELEASE, worker=settings.WORKER_ID, run_at=now)
 
 
-@shared_task(name="record")
+# A database that does not answer (a failover in progress, a restarted PgBouncer) is waited for: the task is
+# retried with backoff (jitter, up to 30 s apart, for about five minutes), never dropped as failed. Its
+# transaction did not commit, so a retry cannot write a second run.
+@shared_task(name="record", autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_backoff_max=30,
+             retry_jitter=True, max_retries=20)
 def record(task_id):
     time.sleep(settings.TASK_SECONDS)
-    write(task_id)
+    try:
+        write(task_id)
+    except (OperationalError, InterfaceError):
+        connections.close_all()
+        raise
     return task_id
 
 
