@@ -268,7 +268,7 @@ def _sql_members(hosts, reports):
             for rep in sql.get("replication") or []:
                 for key in (rep.get("application_name"), rep.get("client_addr")):
                     if key:
-                        seen[str(key).split("/")[0]] = rep
+                        seen[str(key).split("/", maxsplit=1)[0]] = rep
     members = []
     for host in hosts:
         row = rows[host]
@@ -592,7 +592,7 @@ def _table(rows, indent="  ", names=None):
 
 
 def _short(host):
-    return str(host).split(".")[0] if host else host
+    return str(host).split(".", maxsplit=1)[0] if host else host
 
 
 def _short_names(summary):
@@ -654,16 +654,17 @@ def status_screen(summary):
     bk = summary.get("backup")
     if bk:
         lines += ["", "backup (last success)"]
-        lines += _table(names=names, rows=[[b["host"], b["state"], b["last_success"] or "never",
-                          f"{human_age(b['age_seconds'])} ago" if b["age_seconds"] is not None else "",
-                          "; ".join(b["failures"])] for b in bk])
+        rows = [[b["host"], b["state"], b["last_success"] or "never",
+                 f"{human_age(b['age_seconds'])} ago" if b["age_seconds"] is not None else "",
+                 "; ".join(b["failures"])] for b in bk]
+        lines += _table(names=names, rows=rows)
     web = summary.get("web")
     if web is not None:
         lines += ["", "web (certificates)"]
-        lines += _table(names=names, rows=[[w["host"], w["site"] or "", w["error"] or f"expires {w['not_after']}",
-                          "" if w["days_left"] is None else f"{w['days_left']} days left",
-                          f"issuer {w['issuer']}" if w.get("issuer") else ""] for w in web]
-                        or [["no TLS site"]])
+        rows = [[w["host"], w["site"] or "", w["error"] or f"expires {w['not_after']}",
+                 "" if w["days_left"] is None else f"{w['days_left']} days left",
+                 f"issuer {w['issuer']}" if w.get("issuer") else ""] for w in web]
+        lines += _table(names=names, rows=rows or [["no TLS site"]])
     app = summary.get("app")
     if app:
         lines += ["", "app (release)"]
