@@ -286,11 +286,12 @@ def drill_redis(stack: Stack, load_args: dict) -> str:
     lost, enqueued = lost_tasks(stack, load)
     sh("docker", "start", old)
     new = stack.redis_master()
-    rejoined = wait_for(f"redis: {old} back as a replica", lambda: "role:slave" in sh(
-        "docker", "exec", "-e", "REDISCLI_AUTH", old, "redis-cli", "info", "replication", check=False,
-        env=stack.redis_env) and "master_link_status:up" in sh(
-        "docker", "exec", "-e", "REDISCLI_AUTH", old, "redis-cli", "info", "replication", check=False,
-        env=stack.redis_env), 180)
+    def replica_again() -> bool:
+        info = sh("docker", "exec", "-e", "REDISCLI_AUTH", old, "redis-cli", "info", "replication", check=False,
+                  env=stack.redis_env)
+        return "role:slave" in info and "master_link_status:up" in info
+
+    rejoined = wait_for(f"redis: {old} back as a replica", replica_again, 180)
     line = (f"redis master kill ({old} -> {new}): promoted after {promoted:.1f} s, requests {len(load.results)}, "
             f"failed {len(load.failed())}, last failure {recovery(load, killed)} s after the kill, tasks {enqueued} "
             f"enqueued, {lost} lost; {old} rejoined as a replica {rejoined:.0f} s after its start")
@@ -307,7 +308,6 @@ def drill_web(stack: Stack, load_args: dict, web: list[str]) -> str:
         sh("docker", "kill", victim)
         time.sleep(20)
         sh("docker", "start", victim)
-        started = time.time()
         back = wait_for(f"web: {victim} answers again", lambda: _answers(load, ip_of(victim)), 240)
         time.sleep(3)
     failed = [r for r in load.failed() if r[0] >= killed]
@@ -317,7 +317,6 @@ def drill_web(stack: Stack, load_args: dict, web: list[str]) -> str:
             f"(the other host answered), tasks {enqueued} enqueued, {lost} lost, {pending} held unacknowledged "
             f"(delivered again after the broker's visibility timeout); {victim} answered again "
             f"{back:.0f} s after its start")
-    del started
     if failed or lost:
         raise DrillError(line + f"; failed samples: {failed[:3]}")
     return line

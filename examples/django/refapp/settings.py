@@ -45,7 +45,9 @@ def database(url, password):
     user, _, url_password = userinfo.partition(":")
     hosts, ports = [], []
     for item in hostlist.split(","):
-        host, _, port = item.rpartition(":") if item.rpartition(":")[2].isdigit() else (item, "", "")
+        host, _, port = item.rpartition(":")
+        if not port.isdigit():
+            host, port = item, ""
         hosts.append(host)
         ports.append(port or "5432")
     options = dict(option.split("=", 1) for option in parts.query.split("&") if "=" in option)
