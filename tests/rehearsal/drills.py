@@ -241,28 +241,48 @@ class Playbooks:
             self.base += ["-i", inventory]
         self.logs = logs
 
-    def run(self, log: str, playbook: str, extra: dict | None = None) -> str:
+    def run(self, log: str, playbook: str, extra: dict | None = None, env: dict | None = None) -> str:
         argv = [*self.base, playbook] + (["-e", json.dumps(extra)] if extra else [])
         path = os.path.join(self.logs, log)
         with open(path, "w", encoding="utf-8") as out:
-            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=1800).returncode
+            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=1800,
+                                env=dict(os.environ, **(env or {}))).returncode
         if rc != 0:
             raise DrillError(f"{playbook} failed (exit {rc}; log: {path})")
         with open(path, encoding="utf-8") as out:
             return out.read()
 
     def status(self, after: str) -> None:
-        """playbooks/status.yml; its screen printed (the debug task's list of lines)."""
-        text = self.run(f"status-after-{after}.log", "playbooks/status.yml")
-        screen, inside = [], False
-        for line in text.splitlines():
-            if line.startswith("TASK [") and "Show the status" in line:
-                inside = True
-            elif inside and line.strip().startswith('"') and not line.strip().startswith('"msg"'):
-                screen.append(json.loads(line.strip().rstrip(",")))
-            elif inside and line.strip() == "]":
-                break
-        print(f"-- status after the {after} drill --", *screen, sep="\n", flush=True)
+        """playbooks/status.yml; its screen printed."""
+        # Results as JSON (ansible.cfg says yaml, which may fold a long line of the screen).
+        text = self.run(f"status-after-{after}.log", "playbooks/status.yml", env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
+        print(f"-- status after the {after} drill --", *screen_lines(text), sep="\n", flush=True)
+
+
+def screen_lines(log: str) -> list[str]:
+    """The lines of status.yml's screen in a playbook log (the `Show the status` task's msg list)."""
+    screen, inside = [], False
+    for line in log.splitlines():
+        stripped = line.strip()
+        if line.startswith("TASK [") and "Show the status" in line:
+            inside = True
+        elif inside and stripped == "]":
+            break
+        elif inside and stripped.startswith('"') and not stripped.startswith('"msg"'):
+            screen.append(json.loads(stripped.rstrip(",")))
+    return screen
+
+
+def alert_events(jsonl: str) -> list[tuple[float, str, str, str]]:
+    """(received, status, alertname, every label value joined) per alert of every recorded notification."""
+    events = []
+    for line in jsonl.splitlines():
+        record = json.loads(line)
+        for alert in record["payload"].get("alerts", []):
+            labels = alert.get("labels", {})
+            events.append((record["received"], alert.get("status", ""), labels.get("alertname", ""),
+                           " ".join(str(v) for v in labels.values())))
+    return events
 
 
 class Alerts:
@@ -272,15 +292,7 @@ class Alerts:
         self.host, self.path = host, path
 
     def events(self) -> list[tuple[float, str, str, str]]:
-        """(received, status, alertname, every label value joined) per alert of every notification."""
-        events = []
-        for line in sh("docker", "exec", self.host, "cat", self.path, check=False).splitlines():
-            record = json.loads(line)
-            for alert in record["payload"].get("alerts", []):
-                labels = alert.get("labels", {})
-                events.append((record["received"], alert.get("status", ""), labels.get("alertname", ""),
-                               " ".join(str(v) for v in labels.values())))
-        return events
+        return alert_events(sh("docker", "exec", self.host, "cat", self.path, check=False))
 
     def wait(self, alertname: str, host: str, status: str, since: float, timeout: float = 300) -> float:
         """Seconds from `since` until a notification says `alertname` is `status` for `host`."""

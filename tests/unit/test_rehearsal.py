@@ -47,3 +47,41 @@ def test_the_command_line_fails_naming_the_variable(tmp_path, capsys):
     bad.write_text("all:\n  hosts:\n    h1: {common_firewall_enabled: false}\n")
     assert overlay_check.main(["overlay_check.py", str(bad)]) == 1
     assert "h1: common_firewall_enabled is not allowed" in capsys.readouterr().err
+
+
+_drills_spec = importlib.util.spec_from_file_location("drills", ROOT / "tests/rehearsal/drills.py")
+drills = importlib.util.module_from_spec(_drills_spec)
+_drills_spec.loader.exec_module(drills)
+
+
+def test_the_status_screen_is_read_from_a_playbook_log():
+    log = """TASK [opsforge.stack.status : Put every host's report together] ***
+ok: [localhost]
+TASK [opsforge.stack.status : Show the status] ***
+ok: [localhost] => {
+    "msg": [
+        "opsforge status at 2026-12-05T06:30:00Z: all good",
+        "",
+        "postgres (patroni): leader db1 \\"quoted\\""
+    ]
+}
+TASK [Hand the status to AWX workflows] ***
+"""
+    assert drills.screen_lines(log) == ["opsforge status at 2026-12-05T06:30:00Z: all good", "",
+                                        'postgres (patroni): leader db1 "quoted"']
+    assert drills.screen_lines("TASK [other] ***\n") == []
+
+
+def test_alert_events_name_each_alert_of_each_notification():
+    jsonl = "\n".join([
+        '{"received": 10.0, "path": "/opsforge", "payload": {"status": "firing", "alerts": ['
+        '{"status": "firing", "labels": {"alertname": "InstanceDown", "instance": "db1.production.example.com"}},'
+        '{"status": "firing", "labels": {"alertname": "SiteDown", "instance": "https://www.example.com/healthz/"}}]}}',
+        '{"received": 20.0, "path": "/opsforge", "payload": {"status": "resolved", "alerts": ['
+        '{"status": "resolved", "labels": {"alertname": "InstanceDown", "instance": "db1.production.example.com"}}]}}',
+    ])
+    events = drills.alert_events(jsonl)
+    assert [(e[0], e[1], e[2]) for e in events] == [(10.0, "firing", "InstanceDown"), (10.0, "firing", "SiteDown"),
+                                                    (20.0, "resolved", "InstanceDown")]
+    assert "db1.production.example.com" in events[0][3]
+    assert drills.alert_events("") == []
