@@ -255,7 +255,8 @@ class Playbooks:
     def status(self, after: str) -> None:
         """playbooks/status.yml; its screen printed."""
         # Results as JSON (ansible.cfg says yaml, which may fold a long line of the screen).
-        text = self.run(f"status-after-{after}.log", "playbooks/status.yml", env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
+        text = self.run(f"status-after-{after}.log", "playbooks/status.yml",
+                        env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
         print(f"-- status after the {after} drill --", *screen_lines(text), sep="\n", flush=True)
 
 
