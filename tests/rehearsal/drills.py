@@ -261,17 +261,16 @@ class Playbooks:
 
 
 def screen_lines(log: str) -> list[str]:
-    """The lines of status.yml's screen in a playbook log (the `Show the status` task's msg list)."""
-    screen, inside = [], False
+    """The lines of status.yml's screen in a playbook log (the `Show the status` task's msg, results as JSON)."""
+    inside = False
     for line in log.splitlines():
         stripped = line.strip()
         if line.startswith("TASK [") and "Show the status" in line:
             inside = True
-        elif inside and stripped == "]":
-            break
-        elif inside and stripped.startswith('"') and not stripped.startswith('"msg"'):
-            screen.append(json.loads(stripped.rstrip(",")))
-    return screen
+        elif inside and stripped.startswith('"msg": '):
+            msg = json.loads("{" + stripped.rstrip(",") + "}")["msg"]
+            return msg.splitlines() if isinstance(msg, str) else [str(item) for item in msg]
+    return []
 
 
 def alert_events(jsonl: str) -> list[tuple[float, str, str, str]]:

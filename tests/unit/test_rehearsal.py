@@ -1,6 +1,7 @@
 """The rehearsal overlays (tests/rehearsal/<env>.yml) change only what cannot exist on this machine."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -55,18 +56,17 @@ _drills_spec.loader.exec_module(drills)
 
 
 def test_the_status_screen_is_read_from_a_playbook_log():
-    log = """TASK [opsforge.stack.status : Put every host's report together] ***
-ok: [localhost]
-TASK [opsforge.stack.status : Show the status] ***
-ok: [localhost] => {
-    "msg": [
-        "opsforge status at 2026-12-05T06:30:00Z: all good",
-        "",
-        "postgres (patroni): leader db1 \\"quoted\\""
-    ]
-}
-TASK [Hand the status to AWX workflows] ***
-"""
+    screen = 'opsforge status at 2026-12-05T06:30:00Z: all good\n\npostgres (patroni): leader db1 "quoted"'
+    log = "\n".join([
+        "TASK [opsforge.stack.status : Put every host's report together] ***",
+        "ok: [localhost]",
+        "TASK [opsforge.stack.status : Show the status] ***",
+        "ok: [localhost] => {",
+        '    "msg": ' + json.dumps(screen),
+        "}",
+        "TASK [Hand the status to AWX workflows] ***",
+        '    "msg": "not this one"',
+    ])
     assert drills.screen_lines(log) == ["opsforge status at 2026-12-05T06:30:00Z: all good", "",
                                         'postgres (patroni): leader db1 "quoted"']
     assert drills.screen_lines("TASK [other] ***\n") == []
