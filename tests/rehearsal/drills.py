@@ -82,8 +82,10 @@ class Load:
 
     def _one(self, address: str, method: str, path: str) -> tuple[int, dict | str]:
         conn = http.client.HTTPSConnection(self.site, 443, timeout=10, context=self.context)
-        conn.sock = self.context.wrap_socket(socket.create_connection((address, 443), timeout=3),
-                                             server_hostname=self.site)
+        # 3 s to connect (a dead host fails fast, the client tries the other), then 10 s for the answer.
+        sock = socket.create_connection((address, 443), timeout=3)
+        sock.settimeout(10)
+        conn.sock = self.context.wrap_socket(sock, server_hostname=self.site)
         try:
             conn.request(method, path, headers={"Connection": "close"})
             response = conn.getresponse()
