@@ -80,6 +80,9 @@ def main():
             sha.update(chunk)
             size += len(chunk)
         print(json.dumps({"sha256": sha.hexdigest(), "size": size}))
+    elif command == "put":
+        with open(sys.argv[5], "rb") as body:
+            s3.put_object(Bucket=bucket, Key=arg, Body=body.read())
     elif command == "download":
         s3.download_file(bucket, arg, sys.argv[5])
     elif command == "uploads":

@@ -721,24 +721,76 @@ def local_cfg(cfg):
     return dict(cfg, postgresql=dict(cfg["postgresql"], source_host="", user="", password=""))
 
 
+def staging_name(target, suffix="_opsforge_restoring"):
+    """The database a restore fills before it is verified; PostgreSQL names have at most 63 bytes."""
+    return target.encode()[: 63 - len(suffix)].decode(errors="ignore") + suffix
+
+
+def restore_verdict(manifest, sha256, counts):
+    """None when the restored copy matches its manifest, else what differs (checked before any swap)."""
+    problems = []
+    if sha256 != manifest["sha256"]:
+        problems.append("checksum: manifest %s, read %s" % (manifest["sha256"], sha256))
+    wanted = manifest.get("row_counts", {})
+    if counts != wanted:
+        diff = sorted(k for k in set(wanted) | set(counts) if wanted.get(k) != counts.get(k))
+        problems.append("row counts differ for %s" % ", ".join(diff[:10]))
+    return "; ".join(problems) or None
+
+
+def pg_swap_in(conn, staging, target, retries=10):
+    """Puts the verified copy in place in one transaction: target -> <old name>, staging -> target, then drops
+    the old copy. Sessions on the target are ended first; if one reconnects in between, the transaction rolls
+    back (the target keeps serving) and the swap is tried again."""
+    from psycopg2 import errors, sql  # noqa: PLC0415
+
+    old = staging_name(target, "_opsforge_replaced")
+    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+    cur = conn.cursor()
+    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(old)))
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,))
+    exists = cur.fetchone() is not None
+    for attempt in range(retries):
+        try:
+            cur.execute("BEGIN")
+            if exists:
+                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
+                cur.execute(rename.format(sql.Identifier(target), sql.Identifier(old)))
+            cur.execute(rename.format(sql.Identifier(staging), sql.Identifier(target)))
+            cur.execute("COMMIT")
+            break
+        except errors.ObjectInUse:
+            cur.execute("ROLLBACK")
+            time.sleep(0.2 * (attempt + 1))
+    else:
+        raise BackupError("could not swap %s in: sessions kept reconnecting to %s; the verified copy waits in %s "
+                          "and %s still serves" % (staging, target, staging, target))
+    if exists:
+        cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(old)))
+
+
 def pg_restore_into(cfg, manifest, target):
-    """Runs with the PostgreSQL OS user's privileges: drop/create target, stream the dump into pg_restore."""
+    """Runs with the PostgreSQL OS user's privileges. The dump goes into a staging database; only once its checksum
+    and row counts match the manifest does it replace the target (pg_swap_in). A failed or interrupted restore
+    leaves the target as it was (a staging copy left by an interrupted run is dropped by the next one)."""
     pg = cfg["postgresql"]
     env = pg_env(pg)
+    staging = staging_name(target)
+    from psycopg2 import sql  # noqa: PLC0415
+
     conn = pg_connect(pg, "postgres")
     conn.autocommit = True
     try:
         cur = conn.cursor()
-        from psycopg2 import sql  # noqa: PLC0415
-
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staging)))
         cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(target), sql.Identifier(manifest.get("owner") or "postgres")))
+            sql.Identifier(staging), sql.Identifier(manifest.get("owner") or "postgres")))
     finally:
         conn.close()
     client = client_for(cfg)
     body = client.get_object(Bucket=cfg["s3"]["bucket"], Key=manifest["key"])["Body"]
-    proc = subprocess.Popen(["pg_restore", "--exit-on-error", *pg_conn_args(pg, target)],
+    proc = subprocess.Popen(["pg_restore", "--exit-on-error", *pg_conn_args(pg, staging)],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     sha = hashlib.sha256()
     try:
@@ -749,11 +801,25 @@ def pg_restore_into(cfg, manifest, target):
     except BrokenPipeError:
         pass
     stderr = proc.stderr.read().decode(errors="replace").strip()
-    if proc.wait() != 0:
-        raise BackupError("pg_restore into %s exited %d: %s" % (target, proc.returncode, stderr[-2000:]))
-    conn = pg_connect(pg, target)
+    conn = pg_connect(pg, "postgres")
+    conn.autocommit = True
     try:
-        counts = table_counts(conn.cursor())
+        cur = conn.cursor()
+        if proc.wait() != 0:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staging)))
+            raise BackupError("pg_restore into %s exited %d: %s; %s was not changed"
+                              % (staging, proc.returncode, stderr[-2000:], target))
+        staged = pg_connect(pg, staging)
+        try:
+            counts = table_counts(staged.cursor())
+        finally:
+            staged.close()
+        problem = restore_verdict(manifest, sha.hexdigest(), counts)
+        if problem:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staging)))
+            raise BackupError("the restored copy of %s does not match its manifest (%s); %s was not changed"
+                              % (manifest["key"], problem, target))
+        pg_swap_in(conn, staging, target)
     finally:
         conn.close()
     return {"sha256": sha.hexdigest(), "row_counts": counts}
@@ -840,15 +906,22 @@ def cmd_restore(cfg, args):
             if safety:
                 result["safety_backup"] = "s3://%s/%s" % (cfg["s3"]["bucket"], safety["key"])
                 LOG.info("safety backup of the current %s: %s", target, result["safety_backup"])
-        if args.kind == "postgresql":
-            restored = as_user(os_user, pg_restore_into, local_cfg(cfg), manifest, target)
-            result["row_counts_match"] = restored["row_counts"] == manifest.get("row_counts", {})
-            result["row_counts"] = restored["row_counts"]
-        else:
-            restored = redis_restore_into(cfg, manifest)
-            result["keyspace"] = restored["keyspace"]
-            result["keyspace_match"] = restored["keyspace"] == manifest.get("keyspace", {})
-            result["previous_aof_moved_to"] = restored["previous_aof_moved_to"]
+        try:
+            if args.kind == "postgresql":
+                restored = as_user(os_user, pg_restore_into, local_cfg(cfg), manifest, target)
+                result["row_counts_match"] = restored["row_counts"] == manifest.get("row_counts", {})
+                result["row_counts"] = restored["row_counts"]
+            else:
+                restored = redis_restore_into(cfg, manifest)
+                result["keyspace"] = restored["keyspace"]
+                result["keyspace_match"] = restored["keyspace"] == manifest.get("keyspace", {})
+                result["previous_aof_moved_to"] = restored["previous_aof_moved_to"]
+        except BackupError as exc:
+            # The report still names the safety backup taken before the failure.
+            LOG.error("RESTORE FAILED: %s", exc)
+            result.update(ok=False, error=str(exc))
+            print(json.dumps(result, indent=2, sort_keys=True))
+            return 1
     result["checksum_match"] = restored["sha256"] == manifest["sha256"]
     result["ok"] = result["checksum_match"] and result.get("row_counts_match", True)
     if not result["ok"]:

@@ -76,3 +76,22 @@ def test_the_job_ships_the_modules_own_retention_code():
     tasks = (ROOT / "roles/backup/tasks/job.yml").read_text()
     assert "plugins/module_utils/{{ item }}" in tasks and "[gfs.py, s3_rotation.py]" in tasks
     assert job.gfs.__file__ == str(ROOT / "plugins/module_utils/gfs.py")
+
+
+def test_staging_name_fits_postgresql_63_byte_names():
+    assert job.staging_name("app") == "app_opsforge_restoring"
+    long = "é" * 40  # 80 bytes
+    name = job.staging_name(long)
+    assert len(name.encode()) <= 63 and name.endswith("_opsforge_restoring")
+    assert job.staging_name("app", "_opsforge_replaced") == "app_opsforge_replaced"
+
+
+def test_restore_verdict_accepts_only_a_copy_equal_to_its_manifest():
+    manifest = {"sha256": "abc", "row_counts": {"public.items": 3, "public.orders": 2}}
+    assert job.restore_verdict(manifest, "abc", {"public.items": 3, "public.orders": 2}) is None
+    bad_sum = job.restore_verdict(manifest, "abd", {"public.items": 3, "public.orders": 2})
+    assert "checksum: manifest abc, read abd" in bad_sum
+    short = job.restore_verdict(manifest, "abc", {"public.items": 3})
+    assert short == "row counts differ for public.orders"
+    extra = job.restore_verdict(manifest, "abc", {"public.items": 3, "public.orders": 2, "public.x": 0})
+    assert "public.x" in extra
