@@ -81,7 +81,7 @@ def host_probe(lines):
         lines = lines.splitlines()
     state = {"packages": {}, "versions": {}, "files": {}, "units": {}, "sysctls": {}, "globbed": [], "lines": {}}
     for line in lines or []:
-        kind, _, rest = str(line).partition(" ")
+        kind, _sep, rest = str(line).partition(" ")
         if kind == "pkg":
             parts = rest.split()
             if len(parts) in (2, 3):
@@ -101,7 +101,7 @@ def host_probe(lines):
             if len(parts) == 3:
                 state["units"][parts[2]] = {"enabled": parts[0] == "0", "active": parts[1] == "0"}
         elif kind == "line":
-            found, _, path = rest.partition(" ")
+            found, _sep, path = rest.partition(" ")
             if path:
                 state["lines"][path] = found == "0"
         elif kind == "glob":
