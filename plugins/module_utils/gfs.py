@@ -130,6 +130,7 @@ class Plan:
         self.keep = []
         self.delete = []
         self.unparsed = []
+        self.incomplete = []
         self.groups = {}
 
     def as_dict(self):
@@ -140,15 +141,20 @@ class Plan:
             "kept_count": len(self.keep),
             "deleted_count": len(self.delete),
             "unparsed_count": len(self.unparsed),
+            "incomplete": list(self.incomplete),
+            "incomplete_count": len(self.incomplete),
             "groups": dict(self.groups),
         }
 
 
-def plan(keys, policy, pattern=DEFAULT_KEY_PATTERN, time_format=DEFAULT_TIME_FORMAT, strip_prefix=""):
-    """Decide for every key: keep, delete or leave alone (unparsed). Pure: touches nothing.
+def plan(keys, policy, pattern=DEFAULT_KEY_PATTERN, time_format=DEFAULT_TIME_FORMAT, strip_prefix="", *,
+         complete_suffix=None):
+    """Decide for every key: keep, delete or leave alone (unparsed, incomplete). Pure: touches nothing.
 
     ``strip_prefix`` is removed from each key before the pattern is applied (the listing prefix),
-    so the same pattern works under any prefix. Returns a Plan.
+    so the same pattern works under any prefix. With ``complete_suffix`` (e.g. ".manifest.json"), a backup
+    counts only when one of its keys ends with it: the keys of a backup without one (its manifest upload
+    failed) are left alone as ``incomplete`` and take no place in the policy. Returns a Plan.
     """
     regex = compile_pattern(pattern) if isinstance(pattern, str) else pattern
     result = Plan()
@@ -160,8 +166,13 @@ def plan(keys, policy, pattern=DEFAULT_KEY_PATTERN, time_format=DEFAULT_TIME_FOR
         if found is None:
             result.unparsed.append(key)
             continue
-        group, ts = found
-        parsed[key] = (group, ts)
+        parsed[key] = found
+    if complete_suffix:
+        complete = {found for key, found in parsed.items() if key.endswith(complete_suffix)}
+        for key in [key for key, found in parsed.items() if found not in complete]:
+            result.incomplete.append(key)
+            del parsed[key]
+    for group, ts in parsed.values():
         by_group.setdefault(group, set()).add(ts)
     kept_by_group = {}
     for group, stamps in by_group.items():

@@ -191,17 +191,17 @@ def normalise_prefix(prefix):
 
 
 def rotate(client, bucket, prefix, policy, *, pattern=gfs.DEFAULT_KEY_PATTERN,
-           time_format=gfs.DEFAULT_TIME_FORMAT, check_mode=False, batch_size=MAX_DELETE_BATCH):
+           time_format=gfs.DEFAULT_TIME_FORMAT, check_mode=False, batch_size=MAX_DELETE_BATCH, complete_suffix=None):
     """List, plan with the GFS policy, delete (unless ``check_mode``). Returns the result dict.
 
-    The dict is the plan (kept, deleted, unparsed, counts, groups) plus ``list_requests``,
+    The dict is the plan (kept, deleted, unparsed, incomplete, counts, groups) plus ``list_requests``,
     ``delete_requests``, ``minimum_requests`` and ``changed``. In check mode ``deleted`` lists what
     would be deleted and no delete request is sent. Raises ListingError, DeleteError, gfs.GfsError.
     """
     prefix = normalise_prefix(prefix)
     regex = gfs.compile_pattern(pattern)
     keys, pages = list_keys(client, bucket, prefix)
-    decision = gfs.plan(keys, policy, regex, time_format, strip_prefix=prefix)
+    decision = gfs.plan(keys, policy, regex, time_format, strip_prefix=prefix, complete_suffix=complete_suffix)
     result = decision.as_dict()
     result.update({
         "listed_count": len(keys),

@@ -62,6 +62,12 @@ options:
       - C(strptime) format of the C(ts) group. Times without a zone are taken as UTC.
     type: str
     default: '%Y%m%dT%H%M%SZ'
+  complete_suffix:
+    description:
+      - When set, a backup counts only when one of its keys (same group and timestamp) ends with this suffix,
+        for example C(.manifest.json). The keys of a backup without one (an upload that failed before its
+        manifest) are left alone, reported in RV(incomplete), and take no place in the policy.
+    type: str
   keep_hourly:
     description: Number of most recent hours (that have a backup) whose newest backup is kept.
     type: int
@@ -210,6 +216,17 @@ unparsed_count:
   returned: success
   type: int
   sample: 1
+incomplete:
+  description: Keys left alone because their backup has no key ending with O(complete_suffix).
+  returned: success
+  type: list
+  elements: str
+  sample: ["db1/app/20261124T030000Z.sql.gz"]
+incomplete_count:
+  description: Number of keys in RV(incomplete).
+  returned: success
+  type: int
+  sample: 1
 listed_count:
   description: Number of keys the listing returned.
   returned: success
@@ -246,6 +263,7 @@ def _argument_spec():
         prefix=dict(type="str", default=""),
         key_pattern=dict(type="str", default=gfs.DEFAULT_KEY_PATTERN, no_log=False),
         time_format=dict(type="str", default=gfs.DEFAULT_TIME_FORMAT),
+        complete_suffix=dict(type="str"),
         keep_hourly=dict(type="int", default=0),
         keep_daily=dict(type="int", default=7),
         keep_weekly=dict(type="int", default=4),
@@ -279,7 +297,8 @@ def _run(module):
     try:
         result = s3_rotation.rotate(client, p["bucket"], p["prefix"], policy, pattern=p["key_pattern"],
                                     time_format=p["time_format"],
-                                    check_mode=module.check_mode, batch_size=p["batch_size"])
+                                    check_mode=module.check_mode, batch_size=p["batch_size"],
+                                    complete_suffix=p["complete_suffix"])
     finally:
         http_requests = counter.total
     return result, http_requests

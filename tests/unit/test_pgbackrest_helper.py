@@ -21,6 +21,7 @@ helper = importlib.util.module_from_spec(_spec)
 _bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ inside the role
 _loader.exec_module(helper)
 sys.dont_write_bytecode = _bytecode
+REAL_IS_PRIMARY = helper.is_primary  # the fixture replaces is_primary; the down-server test needs the real one
 
 SEG = 16 * 2**20
 # timeline 1 until 0/5000000 (segment 5), timeline 2 until 0/9800000 (segment 9), then timeline 3
@@ -162,3 +163,21 @@ def test_backup_waits_while_another_holds_the_lock(two_repos):
     assert [c[0] for c in calls if c[-1] == "backup"] == ["--repo=1"] + ["--repo=2"] * 4
     prom = (tmp_path / "textfile" / "pgbackrest.prom").read_text()
     assert 'pgbackrest_backup_last_run_success{stanza="main",type="diff",repo="2"} 1' in prom
+
+
+def test_backup_fails_when_postgresql_does_not_answer(two_repos, monkeypatch, capsys):
+    conf, calls, _fail, tmp_path = two_repos
+    monkeypatch.setattr(helper, "is_primary", REAL_IS_PRIMARY)  # psql raises: no server answers
+    assert helper.cmd_backup(conf, _args("full")) == 2
+    assert [c for c in calls if c[-1] == "backup"] == []
+    err = capsys.readouterr().err
+    assert "no backup taken: expected PostgreSQL to answer on port 5432" in err
+    assert "no PostgreSQL in a unit test" in err
+    assert not (tmp_path / "state" / "backup.json").exists()  # no failed run recorded: the primary's timer backs up
+
+
+def test_backup_on_a_replica_is_a_quiet_no_op(two_repos, monkeypatch):
+    conf, calls, _fail, _tmp_path = two_repos
+    monkeypatch.setattr(helper, "is_primary", lambda _conf: False)
+    assert helper.cmd_backup(conf, _args("full")) == 0
+    assert calls == []

@@ -199,11 +199,13 @@ def put_manifest(cfg, client, final, manifest):
 def rotate_group(cfg, client, group):
     r = cfg["retention"]
     policy = gfs.Policy(**{rule: int(r[rule]) for rule in gfs.RULES}, min_keep=int(r["min_keep"]))
+    # A backup counts only with its manifest: one whose manifest upload failed takes no GFS slot (and is kept).
     result = s3_rotation.rotate(client, cfg["s3"]["bucket"], group_prefix(cfg, group), policy,
-                                pattern=GROUP_PATTERN)
-    LOG.info("rotated %s: kept %d, deleted %d, unparsed %d, requests %d list + %d delete",
+                                pattern=GROUP_PATTERN, complete_suffix=".manifest.json")
+    LOG.info("rotated %s: kept %d, deleted %d, unparsed %d, incomplete (no manifest, left alone) %d, "
+             "requests %d list + %d delete",
              group, result["kept_count"], result["deleted_count"], result["unparsed_count"],
-             result["list_requests"], result["delete_requests"])
+             result["incomplete_count"], result["list_requests"], result["delete_requests"])
     return result
 
 

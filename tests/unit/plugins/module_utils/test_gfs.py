@@ -162,3 +162,20 @@ def test_bad_counts_are_refused(field, value):
 def test_gfs_module_imports_neither_ansible_nor_boto3():
     source = Path(gfs.__file__).read_text()
     assert not re.search(r"^\s*(import|from)\s+(ansible|boto)", source, flags=re.M)
+
+
+def test_a_backup_without_its_manifest_takes_no_place_and_is_left_alone():
+    stamps = every(dt.timedelta(days=1))[-10:]
+    keys = [key("db1", "app", t) for t in stamps] + [key("db1", "app", t, ".manifest.json") for t in stamps[:-3]]
+    policy = gfs.Policy(daily=3, weekly=0, monthly=0, min_keep=1)
+    # Without the suffix the three newest dumps (manifest uploads failed) fill the three daily places.
+    without = gfs.plan(keys, policy).keep
+    assert {k for k in without if k.endswith(".dump")} == {key("db1", "app", t) for t in stamps[-3:]}
+    plan = gfs.plan(keys, policy, complete_suffix=".manifest.json")
+    assert sorted(plan.incomplete) == sorted(key("db1", "app", t) for t in stamps[-3:])
+    complete = stamps[-6:-3]
+    assert set(plan.keep) == {key("db1", "app", t) for t in complete} | {
+        key("db1", "app", t, ".manifest.json") for t in complete}
+    assert not set(plan.incomplete) & (set(plan.keep) | set(plan.delete))
+    assert set(plan.keep) | set(plan.delete) | set(plan.incomplete) == set(keys)
+    assert plan.as_dict()["incomplete_count"] == 3
