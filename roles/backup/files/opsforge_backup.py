@@ -827,6 +827,16 @@ def pg_restore_into(cfg, manifest, target):
     return {"sha256": sha.hexdigest(), "row_counts": counts}
 
 
+def redis_restore_refusal(replication):
+    """Why a Redis with this INFO replication must not be restored into (None when it may).
+
+    A replica would drop the restored data at its next full resynchronisation from its master."""
+    if replication.get("role") == "slave":
+        return ("this Redis is a replica of %s:%s: restore its master instead (the replicas resynchronise from it); "
+                "nothing was changed" % (replication.get("master_host", "?"), replication.get("master_port", "?")))
+    return None
+
+
 def redis_restore_into(cfg, manifest):
     rd = cfg["redis"]
     path = redis_paths(rd)
@@ -891,6 +901,9 @@ def cmd_restore(cfg, args):
         manifest = find_backup(cfg, client, args.database, args.timestamp)
         lock_name = "postgresql:%s" % target
     else:
+        refusal = redis_restore_refusal(redis_info(cfg["redis"], "replication"))
+        if refusal:
+            raise BackupError(refusal)
         manifest = find_backup(cfg, client, redis_group(cfg["redis"]), args.timestamp)
         target = redis_group(cfg["redis"])
         lock_name = "redis"

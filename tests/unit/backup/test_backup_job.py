@@ -95,3 +95,10 @@ def test_restore_verdict_accepts_only_a_copy_equal_to_its_manifest():
     assert short == "row counts differ for public.orders"
     extra = job.restore_verdict(manifest, "abc", {"public.items": 3, "public.orders": 2, "public.x": 0})
     assert "public.x" in extra
+
+
+def test_redis_restore_refuses_a_replica_and_accepts_a_master():
+    refusal = job.redis_restore_refusal({"role": "slave", "master_host": "10.0.0.5", "master_port": "6379"})
+    assert refusal.startswith("this Redis is a replica of 10.0.0.5:6379: restore its master instead")
+    assert refusal.endswith("nothing was changed")
+    assert job.redis_restore_refusal({"role": "master", "connected_slaves": "0"}) is None
