@@ -827,13 +827,21 @@ def pg_restore_into(cfg, manifest, target):
     return {"sha256": sha.hexdigest(), "row_counts": counts}
 
 
-def redis_restore_refusal(replication):
-    """Why a Redis with this INFO replication must not be restored into (None when it may).
+def redis_restore_refusal(replication, client_list=""):
+    """Why a Redis with this INFO replication and CLIENT LIST must not be restored into (None when it may).
 
-    A replica would drop the restored data at its next full resynchronisation from its master."""
+    A replica would drop the restored data at its next full resynchronisation from its master. A master that
+    Sentinel watches would be failed over while it is stopped for the restore, and come back as a replica of the
+    new master, dropping the restored data too: Sentinel must be stopped for the restore (its connections are
+    named sentinel-<id>-cmd and sentinel-<id>-pubsub)."""
     if replication.get("role") == "slave":
         return ("this Redis is a replica of %s:%s: restore its master instead (the replicas resynchronise from it); "
                 "nothing was changed" % (replication.get("master_host", "?"), replication.get("master_port", "?")))
+    sentinels = sorted({m.group(1) for m in re.finditer(r"\bname=sentinel-([0-9a-f]+)-(?:cmd|pubsub)\b", client_list)})
+    if sentinels:
+        return ("%d Sentinel(s) watch this master (connections from sentinel-%s): a failover while Redis is stopped "
+                "for the restore would drop the restored data. Stop redis-sentinel on every Sentinel host, restore, "
+                "then start them again; nothing was changed" % (len(sentinels), ", sentinel-".join(sentinels)))
     return None
 
 
@@ -901,7 +909,8 @@ def cmd_restore(cfg, args):
         manifest = find_backup(cfg, client, args.database, args.timestamp)
         lock_name = "postgresql:%s" % target
     else:
-        refusal = redis_restore_refusal(redis_info(cfg["redis"], "replication"))
+        rd = cfg["redis"]
+        refusal = redis_restore_refusal(redis_info(rd, "replication"), redis_cli(rd, "CLIENT", "LIST"))
         if refusal:
             raise BackupError(refusal)
         manifest = find_backup(cfg, client, redis_group(cfg["redis"]), args.timestamp)

@@ -102,3 +102,16 @@ def test_redis_restore_refuses_a_replica_and_accepts_a_master():
     assert refusal.startswith("this Redis is a replica of 10.0.0.5:6379: restore its master instead")
     assert refusal.endswith("nothing was changed")
     assert job.redis_restore_refusal({"role": "master", "connected_slaves": "0"}) is None
+
+
+def test_redis_restore_refuses_a_master_that_sentinel_watches():
+    clients = (
+        "id=3 addr=10.0.0.21:41234 laddr=10.0.0.20:6379 fd=9 name=sentinel-5f1c2a9b-cmd age=80 db=0 cmd=ping\n"
+        "id=4 addr=10.0.0.21:41236 laddr=10.0.0.20:6379 fd=10 name=sentinel-5f1c2a9b-pubsub age=80 db=0 cmd=subscribe\n"
+        "id=5 addr=10.0.0.22:40100 laddr=10.0.0.20:6379 fd=11 name=sentinel-77aa01cd-cmd age=79 db=0 cmd=info\n"
+        "id=9 addr=127.0.0.1:50000 laddr=127.0.0.1:6379 fd=12 name= age=0 db=0 cmd=client|list\n"
+    )
+    refusal = job.redis_restore_refusal({"role": "master", "connected_slaves": "2"}, clients)
+    assert refusal.startswith("2 Sentinel(s) watch this master (connections from sentinel-5f1c2a9b, sentinel-77aa01cd)")
+    assert "Stop redis-sentinel on every Sentinel host" in refusal and refusal.endswith("nothing was changed")
+    assert job.redis_restore_refusal({"role": "master"}, clients.splitlines()[-1]) is None
