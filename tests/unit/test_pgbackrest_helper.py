@@ -181,3 +181,30 @@ def test_backup_on_a_replica_is_a_quiet_no_op(two_repos, monkeypatch):
     monkeypatch.setattr(helper, "is_primary", lambda _conf: False)
     assert helper.cmd_backup(conf, _args("full")) == 0
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("base", "entries", "problem"),
+    [
+        ("/var/lib/pgbackrest-drill", None, None),  # new
+        ("/var/lib/pgbackrest-drill", [], None),  # empty
+        ("/var/lib/pgbackrest-drill", [".opsforge-pgbackrest-drill", "data", "other"], None),  # the drill's own
+        ("/var/lib/pgbackrest-drill", ["postgres.log"], None),  # left by a drill before the marker
+        ("/srv/important", ["invoices.db", "README"], "holds files the drill did not make (README, invoices.db)"),
+        ("/var/lib", ["postgresql"], "must be an absolute directory of its own"),
+        ("relative/dir", None, "must be an absolute directory of its own"),
+        ("/var/lib/postgresql", None, "overlaps the data directory /var/lib/postgresql/17/main"),
+        ("/var/lib/postgresql/17/main/drill", None, "overlaps the data directory"),
+    ],
+)
+def test_drill_path_is_new_empty_or_its_own(base, entries, problem):
+    found = helper.drill_path_problem(base, "/var/lib/postgresql/17/main", entries)
+    assert (found is None) if problem is None else (problem in found), found
+
+
+def test_drill_checks_free_space_before_restoring():
+    backup = {"label": "20261205-010000F", "info": {"size": 10 * 2**30}}
+    assert helper.drill_space_problem(20 * 2**30, backup) is None
+    problem = helper.drill_space_problem(5 * 2**30, backup)
+    assert problem.startswith("not enough free space for the drill: the backup 20261205-010000F restores to 10240 MiB")
+    assert "5120 MiB free" in problem
