@@ -208,3 +208,15 @@ def test_drill_checks_free_space_before_restoring():
     problem = helper.drill_space_problem(5 * 2**30, backup)
     assert problem.startswith("not enough free space for the drill: the backup 20261205-010000F restores to 10240 MiB")
     assert "5120 MiB free" in problem
+
+
+@pytest.mark.parametrize(("answer", "printed"), [("t", "primary"), ("f", "replica"), (None, "down")])
+def test_role_names_primary_replica_or_down(monkeypatch, capsys, answer, printed):
+    def psql(_sql, _port, **_kwargs):
+        if answer is None:
+            raise RuntimeError("connection refused")
+        return answer
+
+    monkeypatch.setattr(helper, "psql", psql)
+    assert helper.cmd_role({"pg_port": 5432}, None) == 0
+    assert capsys.readouterr().out.strip() == printed
