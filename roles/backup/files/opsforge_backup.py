@@ -913,8 +913,8 @@ def cmd_restore(cfg, args):
         refusal = redis_restore_refusal(redis_info(rd, "replication"), redis_cli(rd, "CLIENT", "LIST"))
         if refusal:
             raise BackupError(refusal)
-        manifest = find_backup(cfg, client, redis_group(cfg["redis"]), args.timestamp)
-        target = redis_group(cfg["redis"])
+        manifest = find_backup(cfg, client, redis_group(rd), args.timestamp)
+        target = redis_group(rd)
         lock_name = "redis"
     result.update(source=manifest["key"], manifest=manifest["manifest"], target=target)
     os_user = cfg.get("postgresql", {}).get("os_user", "postgres")
