@@ -22,6 +22,8 @@ cleanup() {
   local names=()
   for i in $(seq 1 "$max"); do names+=("bench-scale-$i"); done
   scripts/testhosts destroy "${names[@]}" --network bench-scale
+  # Fresh hosts get new addresses: facts cached for an earlier host of the same name must go (ansible.cfg).
+  rm -f .cache/facts/*bench-scale-*
 }
 trap cleanup EXIT
 
@@ -39,13 +41,15 @@ printf '%6s  %10s  %10s  %14s  %14s\n' hosts converge re-run "converge/host" "re
 for n in "${counts[@]}"; do
   cleanup
   { echo "all:"; echo "  hosts:"; } >"$inventory"
+  # The network first: hosts started side by side would each try to create it.
+  docker network inspect bench-scale >/dev/null 2>&1 || docker network create --label org.opsforge.testhost=1 bench-scale >/dev/null
   pids=()
   for i in $(seq 1 "$n"); do
     printf '    bench-scale-%d:\n      ansible_connection: community.docker.docker\n      ansible_python_interpreter: /usr/bin/python3\n' "$i" >>"$inventory"
-    scripts/testhosts create "bench-scale-$i" --release "$image" --network bench-scale 2>/dev/null &
+    scripts/testhosts create "bench-scale-$i" --release "$image" --network bench-scale 2>>/tmp/bench-scale-hosts.log &
     pids+=($!)
   done
-  for pid in "${pids[@]}"; do wait "$pid"; done
+  for pid in "${pids[@]}"; do wait "$pid" || { tail -5 /tmp/bench-scale-hosts.log >&2; exit 1; }; done
   first=$(timed "/tmp/bench-scale-$n-1.log" ansible-playbook -i "$inventory" benchmarks/scale.yml)
   second=$(timed "/tmp/bench-scale-$n-2.log" ansible-playbook -i "$inventory" benchmarks/scale.yml)
   changed=$(awk '/^PLAY RECAP/ {r = 1} r && /changed=/ {split($0, a, "changed="); split(a[2], b, " "); t += b[1]} END {print t + 0}' "/tmp/bench-scale-$n-2.log")
