@@ -7,6 +7,8 @@
 # Each count gets fresh hosts (bench-scale-1..N on the network bench-scale), removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/lib.sh
+. benchmarks/lib.sh
 image=${1:-trixie-stack}
 shift || true
 counts=("$@")
@@ -27,14 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-timed() {  # timed LOG COMMAND... -> seconds; the output stays in LOG
-  local t0 t1
-  t0=$(date +%s.%N)
-  "${@:2}" >"$1" 2>&1 || { tail -40 "$1" >&2; return 1; }
-  t1=$(date +%s.%N)
-  python3 -c "print(f'{$t1 - $t0:.1f}')"
-}
 
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory, load $(load) (1, 5, 15 min); image $image"
 printf '%6s  %10s  %10s  %14s  %14s\n' hosts converge re-run "converge/host" "re-run/host"

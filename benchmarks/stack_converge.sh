@@ -8,6 +8,8 @@
 # Set OPSFORGE_MITOGEN=1 to measure with Mitogen (not the goal's setting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/lib.sh
+. benchmarks/lib.sh
 release=${1:-trixie}
 runs=${2:-1}
 scripts/bootstrap
@@ -20,15 +22,7 @@ trap 'rm -f "$inventory"; scripts/testhosts destroy "$host"' EXIT
 printf 'all:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n      ansible_python_interpreter: /usr/bin/python3\n' \
   "$host" >"$inventory"
 
-timed() {  # timed LOG COMMAND... -> prints seconds, keeps the recap in LOG
-  local t0 t1
-  t0=$(date +%s.%N)
-  "${@:2}" >"$1" 2>&1 || { tail -40 "$1" >&2; return 1; }
-  t1=$(date +%s.%N)
-  python3 -c "print(f'{$t1 - $t0:.1f}')"
-}
 
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory, load $(load) (1, 5, 15 min)"
 
 for run in $(seq 1 "$runs"); do

@@ -7,6 +7,8 @@
 # any git copy works). Each round runs reference converge, ours, reference re-run, ours, on two fresh hosts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/lib.sh
+. benchmarks/lib.sh
 refdir=${1:?usage: benchmarks/stack_vs_reference.sh DIR-with-geerlingguy-role-checkouts [release] [rounds]}
 release=${2:-trixie}
 rounds=${3:-1}
@@ -26,13 +28,6 @@ inventory() {  # inventory HOST -> path of a one-host inventory
   printf 'all:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n      ansible_python_interpreter: /usr/bin/python3\n' \
     "$1" >"$work/$1.yml"
   echo "$work/$1.yml"
-}
-timed() {  # timed LOG COMMAND... -> seconds; the recap stays in LOG
-  local t0 t1
-  t0=$(date +%s.%N)
-  "${@:2}" >"$1" 2>&1 || { tail -40 "$1" >&2; return 1; }
-  t1=$(date +%s.%N)
-  python3 -c "print(f'{$t1 - $t0:.1f}')"
 }
 recap() { grep -oE 'changed=[0-9]+' "$1" | tail -1; }
 echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
